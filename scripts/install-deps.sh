@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what dslaunch needs to build and test on Debian 12, and nothing else.
+# Idempotent: packages already present are left alone; prints one line when all is there.
+set -euo pipefail
+
+debian_packages=(
+  cmake g++ make
+  libboost1.81-dev     # Asio (store), Process v2 (spawning); header-only as we use them
+  libcli11-dev         # command lines
+  nlohmann-json3-dev   # ds_config.json, manifests, --dry_run
+  catch2               # tests (v2, single header)
+  libgloo-dev          # CPU collectives
+  python3              # .py workers in tests, fixtures
+)
+
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  sudo_cmd=()
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo_cmd=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "install-deps: all Debian packages present"
+fi
