@@ -460,9 +460,10 @@ StdSpec parse_std_spec(std::string_view text, std::string_view flag) {
     if (*spec.all == StdStreams::none) spec.all.reset();
     return spec;
   }
+  std::string_view rest = text;
   while (true) {
-    const size_t comma = text.find(',');
-    const std::string_view item = text.substr(0, comma);
+    const size_t comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
     const size_t colon = item.find(':');
     if (colon == std::string_view::npos) throw UsageError(bad);
     const std::optional<long long> rank = to_integer(item.substr(0, colon));
@@ -472,7 +473,7 @@ StdSpec parse_std_spec(std::string_view text, std::string_view flag) {
                        " twice: give each local rank once");
     spec.per_local_rank[static_cast<int>(*rank)] = stream(item.substr(colon + 1));
     if (comma == std::string_view::npos) break;
-    text.remove_prefix(comma + 1);
+    rest.remove_prefix(comma + 1);
   }
   return spec;
 }

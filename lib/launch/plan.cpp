@@ -158,8 +158,9 @@ LaunchPlan make_plan(const LaunchOptions& o, const HostFacts& f) {
                                pool.source + ")", pool, f);
   const HostSlots& chosen = selected.hosts.front();
   if (hostfile && !o.no_ssh && !is_local_host(chosen.host, f))
-    multi_node_unsupported("host " + in_quotes(chosen.host) + " " + pool.source + " is not this host (" + f.hostname + ")",
-                           pool, f);
+    throw UsageError("multi-node launching is not implemented yet: host " + in_quotes(chosen.host) + " " + pool.source +
+                     " is not this host (" + f.hostname + "); to run here, list this host in the hostfile (localhost slots=N), "
+                     "or run without one");
   if (o.node_rank && *o.node_rank != 0)
     throw UsageError("--node_rank " + std::to_string(*o.node_rank) +
                      ": multi-node launching is not implemented yet, so this node is node 0 of 1: leave out --node_rank "

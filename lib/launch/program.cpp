@@ -58,7 +58,8 @@ void check_executable(const std::string& program, const std::map<std::string, st
     return;
   }
   if (find_executable(program, path_of(env), cwd)) return;
-  if (fs::exists(join(cwd, program)))
+  std::error_code ec;
+  if (fs::is_regular_file(join(cwd, program), ec))
     throw ResourceError("program " + in_quotes(program) + " is not in PATH: to run the file in " + cwd + ", write ./" + program);
   throw ResourceError("program " + in_quotes(program) + " not found in PATH: give its path, or install it");
 }

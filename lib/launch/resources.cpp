@@ -155,7 +155,7 @@ Resources exclude_resources(const Resources& pool, std::string_view spec, std::s
 
 Resources first_nodes(const Resources& pool, int count, std::string_view flag) {
   if (count > static_cast<int>(pool.hosts.size()))
-    throw HostfileError(std::string(flag) + " " + std::to_string(count) + " asks for " + std::to_string(count) +
+    throw HostfileError(std::string(flag) + " asks for " + std::to_string(count) +
                         " nodes, but there " + (pool.hosts.size() == 1 ? "is 1" : "are " + std::to_string(pool.hosts.size())) +
                         " " + pool.source + ": give a hostfile (-H) listing enough hosts, or ask for fewer nodes");
   Resources result = pool;
@@ -170,7 +170,7 @@ Resources first_slots(const Resources& pool, int count, std::string_view flag) {
     std::vector<int> wanted;
     for (int s = 0; s < count; ++s) wanted.push_back(s);
     if (count > static_cast<int>(h.slots.size()) || !std::includes(h.slots.begin(), h.slots.end(), wanted.begin(), wanted.end()))
-      throw HostfileError(std::string(flag) + " " + std::to_string(count) + " asks for slots " + format_slots(wanted) +
+      throw HostfileError(std::string(flag) + " asks for slots " + format_slots(wanted) +
                           " on host '" + h.host + "', which has slot" + (h.slots.size() == 1 ? " " : "s ") +
                           format_slots(h.slots) + " " + pool.source + ": ask for " + std::to_string(h.slots.size()) +
                           " or fewer");

@@ -52,11 +52,12 @@ Resources include_resources(const Resources& pool, std::string_view spec, std::s
 // Removes what `spec` names (same checks). May return an empty pool: the caller decides.
 Resources exclude_resources(const Resources& pool, std::string_view spec, std::string_view flag = "--exclude");
 
-// --num_nodes N: the first N hosts. Throws HostfileError when the pool has fewer.
-Resources first_nodes(const Resources& pool, int count, std::string_view flag = "--num_nodes");
+// --num_nodes N: the first N hosts. Throws HostfileError when the pool has fewer. `flag` is the
+// flag as given, value included ("--num_nodes 2", "--nnodes 2"), for messages.
+Resources first_nodes(const Resources& pool, int count, std::string_view flag);
 // --num_gpus N: slots [0, N) on every host. Throws HostfileError when a host has fewer than N
-// slots (DeepSpeed does not check and launches on GPUs that do not exist).
-Resources first_slots(const Resources& pool, int count, std::string_view flag = "--num_gpus");
+// slots (DeepSpeed does not check and launches on GPUs that do not exist). `flag` as above.
+Resources first_slots(const Resources& pool, int count, std::string_view flag);
 
 // CUDA_VISIBLE_DEVICES=0,2 as DeepSpeed reads it on a single node: "localhost:0,2". Throws
 // UsageError when the value is not a comma-separated list of GPU indices (UUIDs and MIG names are
