@@ -6,7 +6,6 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <functional>
 
 #include "runtime/error.hpp"
 
