@@ -298,4 +298,11 @@ TEST_CASE("a token outside the model's vocabulary is an IoError naming the file 
   DataLoader unchecked(data, {.seq_len = 99, .micro_batch = 1});
   unchecked.next_micro_batch(inputs.data(), targets.data());
   CHECK(inputs[42] == 60000);
+
+  // Text is read as bytes: a model with fewer than 256 tokens cannot take it.
+  auto text = std::make_shared<const TokenDataset>(std::vector<TokenShard>{TokenShard::from_text("notes", std::string(50, 'a'))}, "notes.txt");
+  CHECK_THROWS_AS(DataLoader(text, {.seq_len = 8, .micro_batch = 1, .vocab_size = 100}), UsageError);
+  CHECK_THROWS_WITH(DataLoader(text, {.seq_len = 8, .micro_batch = 1, .vocab_size = 100}),
+                    "dataset 'notes.txt' (50 tokens in 1 file) is read as bytes (256 token ids), more than the model's "
+                    "vocabulary of 100; use a vocabulary of at least 256");
 }

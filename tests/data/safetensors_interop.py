@@ -9,7 +9,7 @@
         our reader and writer, and gives the same logits.
 
 TEST_DATA_BINARY is build/tests/test_data: its hidden "interop: ..." test cases do the C++ side
-(tests/data/safetensors_interop_test.cpp). Exits 77, which CTest reports as skipped, when the
+(tests/data/interop_helpers_test.cpp). Exits 77, which CTest reports as skipped, when the
 Python packages a mode needs are missing (scripts/install-deps.sh installs numpy and safetensors;
 torch and transformers are too large to install for a test and are used where present).
 """
@@ -104,7 +104,7 @@ def check_transformers(binary, tmp):
         skip(f"python3 has no module '{e.name}' (torch and transformers are used where present, not installed)")
 
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=256, n_positions=64, n_embd=32, n_layer=2, n_head=2)
+    config = GPT2Config(vocab_size=256, n_positions=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)
     model = GPT2LMHeadModel(config).eval()
     source, target = os.path.join(tmp, "hf"), os.path.join(tmp, "ours")
     model.save_pretrained(source, safe_serialization=True)

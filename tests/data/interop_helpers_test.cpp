@@ -1,9 +1,10 @@
-// Helpers for tests/data/safetensors_interop.py, which checks our files against Python's
-// safetensors and transformers. These test cases are hidden ("[.]": CTest does not list them);
-// the script runs them by name with paths in the environment:
+// Hidden test cases ("[.]": CTest does not list them) that scripts run by name:
+// tests/data/safetensors_interop.py checks our files against Python's safetensors and
+// transformers through the "interop: ..." cases, with paths in the environment:
 //   DS_INTEROP_DIR                   where "write" puts and "read" finds the fixtures
 //   DS_INTEROP_IN, DS_INTEROP_OUT    the file "copy" reads and the file it writes
-// The values here and in the script must agree.
+// The values here and in the script must agree. "tools: write the default corpus" writes
+// DS_CORPUS_OUT (for bench/default_corpus_learning.py, or to look at).
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "model/data_corpus.hpp"
 #include "zero/safetensors.hpp"
 
 using namespace ds;
@@ -89,4 +91,9 @@ TEST_CASE("interop: copy", "[.]") {
     });
   }
   writer.write(env("DS_INTEROP_OUT"));
+}
+
+TEST_CASE("tools: write the default corpus", "[.]") {
+  // DS_CORPUS_OUT=corpus.txt (or corpus.bin) build/tests/test_data "tools: write the default corpus"
+  model::write_default_corpus(env("DS_CORPUS_OUT"));
 }
