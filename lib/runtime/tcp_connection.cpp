@@ -33,6 +33,9 @@ TcpConnection& TcpConnection::operator=(TcpConnection&& other) noexcept {
   if (this != &other) {
     close();
     m_fd = other.m_fd;
+    m_buffer = std::move(other.m_buffer);
+    m_begin = other.m_begin;
+    m_end = other.m_end;
     other.m_fd = -1;
   }
   return *this;
@@ -41,6 +44,7 @@ TcpConnection& TcpConnection::operator=(TcpConnection&& other) noexcept {
 void TcpConnection::close() {
   if (m_fd >= 0) ::close(m_fd);
   m_fd = -1;
+  m_begin = m_end = 0;
 }
 
 TcpConnection TcpConnection::connect(const std::string& host, uint16_t port, SteadyTime deadline) {
@@ -115,15 +119,13 @@ void TcpConnection::send_all(std::string_view bytes, SteadyTime deadline) {
   }
 }
 
-void TcpConnection::recv_exact(char* out, std::size_t n, SteadyTime deadline) {
-  if (m_fd < 0) throw TcpFailure(TcpFailure::Kind::closed, "the connection is closed");
-  std::size_t got = 0;
-  while (got < n) {
-    const ssize_t r = ::recv(m_fd, out + got, n - got, 0);
-    if (r > 0) {
-      got += static_cast<std::size_t>(r);
-      continue;
-    }
+std::size_t TcpConnection::read_some(char* dst, std::size_t room, SteadyTime deadline) {
+  // Poll first: a request has just been sent, so the reply is usually not there yet and a
+  // speculative recv would only return EAGAIN.
+  wait_ready(POLLIN, deadline);
+  for (;;) {
+    const ssize_t r = ::recv(m_fd, dst, room, 0);
+    if (r > 0) return static_cast<std::size_t>(r);
     if (r == 0) throw TcpFailure(TcpFailure::Kind::closed, "the peer closed the connection");
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -131,6 +133,27 @@ void TcpConnection::recv_exact(char* out, std::size_t n, SteadyTime deadline) {
       continue;
     }
     throw_errno("recv", errno);
+  }
+}
+
+void TcpConnection::recv_exact(char* out, std::size_t n, SteadyTime deadline) {
+  if (m_fd < 0) throw TcpFailure(TcpFailure::Kind::closed, "the connection is closed");
+  constexpr std::size_t k_buffer_bytes = 64 * 1024;
+  std::size_t got = std::min(n, m_end - m_begin);
+  std::memcpy(out, m_buffer.data() + m_begin, got);
+  m_begin += got;
+  while (got < n) {
+    if (n - got >= k_buffer_bytes) {  // a large value: straight into the destination
+      got += read_some(out + got, n - got, deadline);
+      continue;
+    }
+    if (m_buffer.size() < k_buffer_bytes) m_buffer.resize(k_buffer_bytes);
+    m_begin = m_end = 0;  // the buffer is used up; keep it empty if read_some throws
+    m_end = read_some(m_buffer.data(), m_buffer.size(), deadline);
+    const std::size_t take = std::min(n - got, m_end);
+    std::memcpy(out + got, m_buffer.data(), take);
+    m_begin = take;
+    got += take;
   }
 }
 

@@ -29,7 +29,10 @@ class TcpConnection {
  public:
   TcpConnection() = default;
   ~TcpConnection() { close(); }
-  TcpConnection(TcpConnection&& other) noexcept : m_fd(other.m_fd) { other.m_fd = -1; }
+  TcpConnection(TcpConnection&& other) noexcept
+      : m_fd(other.m_fd), m_buffer(std::move(other.m_buffer)), m_begin(other.m_begin), m_end(other.m_end) {
+    other.m_fd = -1;
+  }
   TcpConnection& operator=(TcpConnection&& other) noexcept;
   TcpConnection(const TcpConnection&) = delete;
   TcpConnection& operator=(const TcpConnection&) = delete;
@@ -54,8 +57,15 @@ class TcpConnection {
  private:
   explicit TcpConnection(int fd) : m_fd(fd) {}
   void wait_ready(short events, SteadyTime deadline);
+  // Waits for data, then reads what has arrived (up to `room` bytes) into dst; never 0.
+  std::size_t read_some(char* dst, std::size_t room, SteadyTime deadline);
 
   int m_fd = -1;
+  // Bytes received but not yet consumed: [m_begin, m_end) of m_buffer. A reply usually arrives in
+  // one segment; buffering lets a length-prefixed reply cost one poll and one recv, not four.
+  std::string m_buffer;
+  std::size_t m_begin = 0;
+  std::size_t m_end = 0;
 };
 
 }  // namespace ds::runtime

@@ -210,3 +210,16 @@ TEST_CASE("a barrier joined more often than the world size is an error, not a ha
                     "rendezvous barrier 'once' was joined 2 times but the world size is 1: a rank joined twice or the "
                     "barrier name was reused; use a fresh name per barrier");
 }
+
+TEST_CASE("the server listens on IPv6 loopback when asked, and clients reach it") {
+  std::unique_ptr<StoreServer> server;
+  try {
+    server = std::make_unique<StoreServer>(StoreServerOptions{.bind_host = "::1"});
+  } catch (const RendezvousError& e) {
+    WARN("no IPv6 loopback on this machine: " << e.what());
+    return;
+  }
+  StoreClient client({.host = "::1", .port = server->port(), .connect_timeout = 5s});
+  CHECK(client.add("v6", 2) == 2);
+  CHECK(server->try_get("v6") == "2");
+}

@@ -122,3 +122,15 @@ TEST_CASE("integers are little-endian whatever the host") {
   CHECK(c == -2);
   CHECK(r.remaining() == 0);
 }
+
+TEST_CASE("a request whose sizes add up to more than 256 MiB is a protocol violation") {
+  // MULTI_SET of 40 values of 8 MiB (each within torch's limit): the cap trips at the value that
+  // would take the request past 256 MiB, before its bytes arrive.
+  const std::string value_bytes(k_max_value_bytes, 'v');
+  std::string bytes = "\x0b" + ds::test::u64_le(40);
+  bytes.reserve(k_max_request_bytes + 1024);
+  for (int i = 0; i < 31; ++i) bytes += ds::test::framed("k" + std::to_string(i)) + ds::test::u64_le(k_max_value_bytes) + value_bytes;
+  CHECK_FALSE(decode_request(bytes, nullptr));  // 31 values: 248 MiB so far, fine and incomplete
+  bytes += ds::test::framed("k31") + ds::test::u64_le(k_max_value_bytes);
+  CHECK_THROWS_WITH(decode_request(bytes, nullptr), "request of more than 268435456 bytes is over the limit");
+}
