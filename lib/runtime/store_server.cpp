@@ -169,6 +169,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     } catch (const ProtocolViolation& violation) {
       log::warn("store: closing the connection from ", peer, ": ", violation.what());
       m_closing = true;
+    } catch (const std::exception& failure) {  // out of memory, no randomness: this peer loses, not all
+      log::error("store: closing the connection from ", peer, " after an internal failure: ", failure.what());
+      m_closing = true;
     }
     m_in.erase(0, offset);
     m_in_batch = false;
@@ -480,7 +483,16 @@ StoreServer::StoreServer(Options options) : m_impl(std::make_unique<Impl>(std::m
   impl.start_accept();
   impl.thread = std::thread([&impl] {
     pthread_setname_np(pthread_self(), "ds_store_io");
-    impl.io.run();
+    // A handler that throws (bad_alloc while accepting, say) must not take the store down: log it
+    // and carry on serving; run() can be resumed after an exception.
+    for (;;) {
+      try {
+        impl.io.run();
+        return;
+      } catch (const std::exception& failure) {
+        log::error("store: internal failure on the io thread (serving continues): ", failure.what());
+      }
+    }
   });
   log::debug("store: listening on ", format_endpoint(host, impl.port));
 }
