@@ -117,8 +117,8 @@ SchedulerType scheduler_type_of(const std::string& canonical) {
   if (canonical == "WarmupDecayLR") return SchedulerType::warmup_decay_lr;
   if (canonical == "WarmupCosineLR") return SchedulerType::warmup_cosine_lr;
   if (canonical == "OneCycle") return SchedulerType::one_cycle;
-  DS_CHECK(canonical == "LRRangeTest", "scheduler type ", canonical);
-  return SchedulerType::lr_range_test;
+  if (canonical == "LRRangeTest") return SchedulerType::lr_range_test;
+  return SchedulerType::torch_other;
 }
 
 // DeepSpeed's rules that tie keys together (research §1.2, §1.6, §1.7), on the resolved tree.
@@ -166,6 +166,16 @@ void check_cross_keys(json& tree, std::string_view source, std::vector<std::stri
       throw ConfigError(message(source, "prescale_gradients",
                                 "must be false with stage 2 and reduce_scatter (as in DeepSpeed); remove it or set "
                                 "zero_optimization.reduce_scatter to false"));
+  }
+  if (const json* type = find_path(tree, "scheduler.type");
+      type != nullptr && (*type == "WarmupDecayLR" || *type == "WarmupCosineLR")) {
+    const std::string v = type->get<std::string>();
+    const int64_t total = r.integer("scheduler.params.total_num_steps", v);
+    const int64_t warmup = r.integer("scheduler.params.warmup_num_steps", v);
+    if (total < warmup)
+      warnings.push_back(message(source, "scheduler.params.total_num_steps",
+                                 std::to_string(total) + " is less than warmup_num_steps (" + std::to_string(warmup) +
+                                     "); the schedule never leaves warmup (DeepSpeed warns too)"));
   }
   if (r.boolean("fp16.fp16_master_weights_and_grads") && (stage != 2 || opt_device == "none"))
     throw ConfigError(message(source, "fp16.fp16_master_weights_and_grads",
@@ -254,9 +264,14 @@ DsConfig build_typed(const json& tree, const BatchConfig& batch) {
     SchedulerConfig s;
     const std::string v = r.string("scheduler.type");
     s.type = scheduler_type_of(v);
+    s.type_name = v;
+    const json* params = find_path(tree, "scheduler.params");
+    s.params = params != nullptr ? *params : json::object();
     const std::string p = "scheduler.params.";
-    s.last_batch_iteration = r.integer(p + "last_batch_iteration", v);
+    if (s.type != SchedulerType::torch_other) s.last_batch_iteration = r.integer(p + "last_batch_iteration", v);
     switch (s.type) {
+      case SchedulerType::torch_other:
+        break;
       case SchedulerType::warmup_decay_lr:
         s.total_num_steps = r.integer(p + "total_num_steps", v);
         [[fallthrough]];

@@ -131,13 +131,18 @@ struct OptimizerConfig {
   nlohmann::json params;          // the resolved params object, for optimizers beyond Adam/AdamW
 };
 
-enum class SchedulerType : unsigned char { warmup_lr, warmup_decay_lr, warmup_cosine_lr, one_cycle, lr_range_test };
+enum class SchedulerType : unsigned char {
+  warmup_lr, warmup_decay_lr, warmup_cosine_lr, one_cycle, lr_range_test,  // implemented
+  torch_other,                                                             // a torch.optim.lr_scheduler class
+};
 enum class WarmupType : unsigned char { log, linear };
 
 // All five DeepSpeed schedules' parameters with DeepSpeed's defaults (research §1.4); only those of
 // `type` were read from the config. Lists hold one value per param group, or one for all groups.
 struct SchedulerConfig {
   SchedulerType type = SchedulerType::warmup_lr;
+  std::string type_name;          // as DeepSpeed names it
+  nlohmann::json params;          // the resolved params object (the only record for torch_other)
   int64_t last_batch_iteration = -1;
   // WarmupLR, WarmupDecayLR, WarmupCosineLR
   int64_t warmup_num_steps = 1000;

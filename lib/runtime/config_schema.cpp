@@ -10,8 +10,6 @@
 
 namespace ds::runtime {
 
-
-
 std::string_view KeySpec::name() const {
   const size_t dot = path.rfind('.');
   return dot == std::string_view::npos ? path : path.substr(dot + 1);

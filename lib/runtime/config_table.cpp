@@ -70,6 +70,12 @@ constexpr std::string_view k_warmup = "WarmupLR|WarmupDecayLR";
 constexpr std::string_view k_warmup_all = "WarmupLR|WarmupDecayLR|WarmupCosineLR";
 constexpr std::string_view k_total = "WarmupDecayLR|WarmupCosineLR";
 constexpr std::string_view k_schedules = "WarmupLR|WarmupDecayLR|WarmupCosineLR|OneCycle|LRRangeTest";
+constexpr std::string_view k_scheduler_types =
+    "WarmupLR|WarmupDecayLR|WarmupCosineLR|OneCycle|LRRangeTest|StepLR|MultiStepLR|ConstantLR|LinearLR|ExponentialLR|"
+    "PolynomialLR|CosineAnnealingLR|CosineAnnealingWarmRestarts|CyclicLR|OneCycleLR|ReduceLROnPlateau";
+constexpr std::string_view k_torch_schedulers =
+    "\"StepLR\"|\"MultiStepLR\"|\"ConstantLR\"|\"LinearLR\"|\"ExponentialLR\"|\"PolynomialLR\"|\"CosineAnnealingLR\"|"
+    "\"CosineAnnealingWarmRestarts\"|\"CyclicLR\"|\"OneCycleLR\"|\"ReduceLROnPlateau\"";
 
 const KeySpec k_table[] = {
     // ---- batch (research §1.1) -----------------------------------------------------------------
@@ -154,7 +160,8 @@ const KeySpec k_table[] = {
 
     // ---- scheduler (research §1.4) -------------------------------------------------------------------
     K::object("scheduler", "Learning-rate schedule, stepped once per applied optimizer step (not on fp16 overflow)."),
-    K::enumeration("scheduler.type", "", k_schedules, "Schedule name (case-sensitive, as DeepSpeed looks it up).").required(),
+    K::enumeration("scheduler.type", "", k_scheduler_types, "Schedule name (case-sensitive, as DeepSpeed looks it up); names beyond DeepSpeed's five are torch.optim.lr_scheduler classes.")
+        .required().refuse(k_torch_schedulers),
     K::object("scheduler.params", "Constructor arguments of the schedule; members depend on scheduler.type.").selector("type"),
     K::number_or_list("scheduler.params.warmup_min_lr", "0.0", "Learning rate at the start of warmup; a list gives one per param group.")
         .at_least(0).variant(k_warmup).autos(A::zero),

@@ -154,14 +154,22 @@ json parse_config_text(std::string_view text, std::string_view source) {
   auto element_done = [&] {
     if (!stack.empty() && stack.back().is_array) ++stack.back().index;
   };
+  // ds_config files are a few levels deep; a limit keeps pathological input from exhausting the
+  // stack in the recursive code that walks or copies the tree later.
+  constexpr size_t k_max_depth = 64;
+  auto enter = [&](bool is_array) {
+    if (stack.size() >= k_max_depth)
+      throw ConfigError(std::string(source) + ": nesting deeper than " + std::to_string(k_max_depth) + " levels");
+    stack.emplace_back();
+    stack.back().is_array = is_array;
+  };
   json::parser_callback_t track = [&](int /*depth*/, json::parse_event_t event, json& parsed) -> bool {
     switch (event) {
       case json::parse_event_t::object_start:
-        stack.emplace_back();
+        enter(false);
         break;
       case json::parse_event_t::array_start:
-        stack.emplace_back();
-        stack.back().is_array = true;
+        enter(true);
         break;
       case json::parse_event_t::key: {
         Frame& f = stack.back();

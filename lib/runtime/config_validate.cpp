@@ -272,8 +272,11 @@ class StatusCollector {
   StatusCollector(std::string_view source, std::vector<std::string>& warnings, std::vector<UnimplementedSetting>& unimplemented)
       : m_source(source), m_warnings(warnings), m_unimplemented(unimplemented) {}
 
-  // warn_status false: inside an ignored block, only refused values are collected.
-  void walk(const json& node, const std::string& path, std::string_view variant, bool warn_status) {
+  // Inside a block that is itself ignored (Warn::refused_only), only refused values are collected.
+  enum class Warn { all, refused_only };
+
+  void walk(const json& node, const std::string& path, std::string_view variant, Warn warn) {
+    const bool warn_status = warn == Warn::all;
     for (const auto& [key, value] : node.items()) {
       const std::string child_path = join_path(path, key);
       const KeySpec* spec = find_config_key(child_path, variant);
@@ -283,9 +286,9 @@ class StatusCollector {
         const std::string sub_variant = selector_value(node, *spec);
         if (spec->status != KeyStatus::implemented && warn_status) {
           block_warning(*spec, child_path, value);
-          walk(value, child_path, sub_variant, false);
+          walk(value, child_path, sub_variant, Warn::refused_only);
         } else {
-          walk(value, child_path, sub_variant, warn_status);
+          walk(value, child_path, sub_variant, warn);
         }
         continue;
       }
@@ -398,7 +401,7 @@ ValidatedTree validate_tree(const json& raw, std::string_view source, std::vecto
 void collect_status(const json& resolved, std::string_view source, std::vector<std::string>& warnings,
                     std::vector<UnimplementedSetting>& unimplemented) {
   StatusCollector collector(source, warnings, unimplemented);
-  collector.walk(resolved, "", "", true);
+  collector.walk(resolved, "", "", StatusCollector::Warn::all);
 }
 
 }  // namespace ds::runtime::config_detail

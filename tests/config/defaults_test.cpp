@@ -230,6 +230,13 @@ TEST_CASE("a value DeepSpeed accepts but dsworker cannot run loads, warns and ma
   CHECK(lamb.unimplemented[0].value == "\"Lamb\"");
   CHECK(lamb.optimizer->params.at("max_coeff") == 10.0);  // unchecked params of other optimizers pass through
   CHECK_NOTHROW(refuse_unimplemented(load(with_batch()), "ds_config.json"));
+  // torch.optim.lr_scheduler classes, which DeepSpeed falls back to, load the same way.
+  const DsConfig step = load(with_batch(R"("scheduler": {"type": "StepLR", "params": {"step_size": 100, "gamma": 0.5}})"));
+  CHECK(step.scheduler->type == SchedulerType::torch_other);
+  CHECK(step.scheduler->type_name == "StepLR");
+  CHECK(step.scheduler->params.at("gamma") == 0.5);
+  REQUIRE(step.unimplemented.size() == 1);
+  CHECK(step.unimplemented[0].path == "scheduler.type");
 }
 
 TEST_CASE("offload_param below stage 3 is dropped with a warning") {
@@ -250,4 +257,10 @@ TEST_CASE("documented keys DeepSpeed's code ignores are accepted") {
 TEST_CASE("a free-form value of \"auto\" is an ordinary value") {
   // pipeline.stages has DeepSpeed's own "auto" as its default; it is not a Trainer placeholder.
   CHECK(warnings_of(with_batch(R"("pipeline": {"stages": "auto", "partition": "best"})")).empty());
+}
+
+TEST_CASE("a decay schedule shorter than its warmup warns, as DeepSpeed does") {
+  CHECK(warnings_of(with_batch(R"("scheduler": {"type": "WarmupDecayLR", "params": {"total_num_steps": 100}})")) ==
+        std::vector<std::string>{"ds_config.json: scheduler.params.total_num_steps: 100 is less than warmup_num_steps (1000); "
+                                 "the schedule never leaves warmup (DeepSpeed warns too)"});
 }

@@ -72,7 +72,9 @@ TEST_CASE("an enum value that is not allowed lists the allowed values and sugges
         "did you mean \"cpu\"?");
   CHECK(error_of(with_batch(R"("scheduler": {"type": "warmuplr"})")) ==
         "ds_config.json: scheduler.type: \"warmuplr\" is not one of \"WarmupLR\", \"WarmupDecayLR\", \"WarmupCosineLR\", "
-        "\"OneCycle\", \"LRRangeTest\"; did you mean \"WarmupLR\"?");
+        "\"OneCycle\", \"LRRangeTest\", \"StepLR\", \"MultiStepLR\", \"ConstantLR\", \"LinearLR\", \"ExponentialLR\", "
+        "\"PolynomialLR\", \"CosineAnnealingLR\", \"CosineAnnealingWarmRestarts\", \"CyclicLR\", \"OneCycleLR\", "
+        "\"ReduceLROnPlateau\"; did you mean \"WarmupLR\"?");
 }
 
 TEST_CASE("a fractional number where an integer is expected is an error") {
@@ -122,7 +124,9 @@ TEST_CASE("max_grad_norm in optimizer params is rejected with DeepSpeed's advice
 
 TEST_CASE("a missing required key names it and its allowed values") {
   CHECK(error_of(with_batch(R"("scheduler": {"params": {}})")) ==
-        "ds_config.json: scheduler: missing required key 'type'; one of WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle, LRRangeTest");
+        "ds_config.json: scheduler: missing required key 'type'; one of WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle, "
+        "LRRangeTest, StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR, CosineAnnealingLR, "
+        "CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR, ReduceLROnPlateau");
   CHECK(error_of(with_batch(R"("scheduler": {"type": "WarmupDecayLR", "params": {"warmup_num_steps": 10}})")) ==
         "ds_config.json: scheduler.params: missing required key 'total_num_steps' (required by WarmupDecayLR)");
   CHECK(error_of(with_batch(R"("scheduler": {"type": "OneCycle"})")) ==
@@ -158,6 +162,8 @@ TEST_CASE("a JSON syntax error reports the file, line and column") {
   CHECK(error_of("") == "ds_config.json:1:1: invalid JSON: syntax error while parsing value - unexpected end of input; "
                         "expected '[', '{', or a literal");
   CHECK(error_of("{ /* never closed\n") == "ds_config.json:1:3: invalid JSON: unterminated /* comment");
+  CHECK(error_of("{\"amp\": " + std::string(100, '[') + std::string(100, ']') + "}") ==
+        "ds_config.json: nesting deeper than 64 levels");
 }
 
 TEST_CASE("comments and trailing commas are accepted, as DeepSpeed's hjson reader accepts them") {
