@@ -313,6 +313,7 @@ class StatusCollector {
   }
 
   static bool is_default(const KeySpec& spec, const json& value) {
+    if (value.is_null() && spec.nullable) return true;  // null means "not set"
     if (spec.default_json.empty()) return false;
     return default_value(spec) == value;
   }

@@ -264,3 +264,11 @@ TEST_CASE("a decay schedule shorter than its warmup warns, as DeepSpeed does") {
         std::vector<std::string>{"ds_config.json: scheduler.params.total_num_steps: 100 is less than warmup_num_steps (1000); "
                                  "the schedule never leaves warmup (DeepSpeed warns too)"});
 }
+
+TEST_CASE("null in a nullable key means not set") {
+  const DsConfig c = load(with_batch(R"("steps_per_print": null, "zero_optimization": {"stage": 2, "offload_optimizer": null, "zeropp_loco_param": null, "overlap_comm": null})"));
+  CHECK_FALSE(c.steps_per_print);
+  CHECK(c.zero.offload_optimizer.device == OffloadDevice::none);
+  CHECK_FALSE(c.zero.overlap_comm);
+  CHECK(warnings_of(with_batch(R"("zero_optimization": {"zeropp_loco_param": null})")).empty());
+}
