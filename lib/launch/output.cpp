@@ -1,6 +1,7 @@
 #include "launch/output.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -132,6 +133,15 @@ void OutputRouter::append_pollfds(std::vector<pollfd>& fds) const {
 }
 
 bool OutputRouter::all_closed() const { return m_by_fd.empty(); }
+
+std::vector<unsigned long> OutputRouter::open_pipe_inodes() const {
+  std::vector<unsigned long> out;
+  for (const auto& [fd, stream] : m_by_fd) {
+    struct stat info;
+    if (::fstat(fd, &info) == 0) out.push_back(static_cast<unsigned long>(info.st_ino));
+  }
+  return out;
+}
 
 void OutputRouter::on_readable(int fd) {
   auto it = m_by_fd.find(fd);

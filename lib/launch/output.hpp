@@ -53,6 +53,8 @@ class OutputRouter {
   // partial last line (a newline is added) and closes the pipe.
   void on_readable(int fd);
   bool all_closed() const;
+  // Inode numbers of the pipes still open (to find who else holds them).
+  std::vector<unsigned long> open_pipe_inodes() const;
   // Closes every pipe still open, routing partial lines: for pipes held open by a descendant that
   // escaped the kill, after the drain deadline.
   void close_all();

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -52,6 +53,35 @@ void for_each_process(Visit visit) {
   ::closedir(dir);
 }
 }  // namespace
+
+std::vector<pid_t> find_pipe_holders(const std::vector<unsigned long>& pipe_inodes) {
+  std::vector<pid_t> out;
+  if (pipe_inodes.empty()) return out;
+  const pid_t self = ::getpid();
+  for_each_process([&](const ProcStat& stat) {
+    if (stat.pid == self || stat.state == 'Z') return;
+    char dir_path[64];
+    std::snprintf(dir_path, sizeof dir_path, "/proc/%d/fd", static_cast<int>(stat.pid));
+    DIR* dir = ::opendir(dir_path);
+    if (dir == nullptr) return;  // gone, or not ours to read
+    while (dirent* entry = ::readdir(dir)) {
+      if (entry->d_name[0] == '.') continue;
+      char link_path[384], target[128];
+      std::snprintf(link_path, sizeof link_path, "%s/%s", dir_path, entry->d_name);
+      ssize_t n = ::readlink(link_path, target, sizeof target - 1);
+      if (n <= 0) continue;
+      target[n] = '\0';
+      unsigned long inode = 0;
+      if (std::sscanf(target, "pipe:[%lu]", &inode) != 1) continue;
+      if (std::find(pipe_inodes.begin(), pipe_inodes.end(), inode) != pipe_inodes.end()) {
+        out.push_back(stat.pid);
+        break;
+      }
+    }
+    ::closedir(dir);
+  });
+  return out;
+}
 
 std::vector<pid_t> live_group_members(pid_t pgid) {
   std::vector<pid_t> out;

@@ -24,6 +24,12 @@ std::optional<ProcStat> read_proc_stat(pid_t pid);
 // when they escalate.
 std::vector<pid_t> find_descendants(const std::vector<pid_t>& roots);
 
+// Processes (other than us) that hold an end of one of the pipes with these inode numbers, from a
+// pass over /proc/*/fd (processes of other users are skipped unless we may read them). Only a
+// rank or its descendants can hold a rank's output pipe, so this finds descendants that left the
+// rank's group and outlived it.
+std::vector<pid_t> find_pipe_holders(const std::vector<unsigned long>& pipe_inodes);
+
 // Processes of group `pgid` that are not zombies, from one pass over /proc.
 std::vector<pid_t> live_group_members(pid_t pgid);
 

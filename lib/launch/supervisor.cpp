@@ -32,8 +32,9 @@ using std::chrono::milliseconds;
 // uninterruptible sleep, state D, ignores even SIGKILL until the kernel lets go; torchrun hung
 // forever on those, pytorch PR #185414).
 constexpr auto k_kill_wait = std::chrono::seconds(5);
-// Once every process is gone, how long a pipe may stay open (held by a process that escaped every
-// kill) before we close it and keep what we read.
+// Once every process we know of is gone, a pipe still open after k_holder_check is looked up in
+// /proc (who holds it?); after k_drain_wait more we close it and keep what we read.
+constexpr auto k_holder_check = std::chrono::milliseconds(200);
 constexpr auto k_drain_wait = std::chrono::seconds(2);
 
 // --- process-wide state for the duration of run_job (RAII) ------------------------------------
@@ -121,6 +122,7 @@ class Attempt {
   void begin_stop(StopReason reason);
   void escalate();
   void find_escapees();
+  bool adopt_pipe_holders();
   bool everything_finished();
   bool all_ranks_exited() const;
   bool leftovers_run() const;
@@ -157,6 +159,7 @@ AttemptResult Attempt::run() {
   }
 
   Clock::time_point drain_deadline{};
+  bool final_drain = false;
   while (true) {
     const auto now = Clock::now();
     if (m_phase == Phase::stopping && now >= m_grace_deadline) escalate();
@@ -168,23 +171,34 @@ AttemptResult Attempt::run() {
               " after SIGKILL (stuck in the kernel, state D?); giving up on it");
       }
       m_phase = Phase::draining;
-      drain_deadline = Clock::now() + k_drain_wait;
+      drain_deadline = Clock::now() + k_holder_check;
     }
     if (m_phase == Phase::running && all_ranks_exited()) {
       // Every rank exited 0 (a failure would have started a stop). Something they started may
       // still be in their groups; zombies there are reaped by the next sweep.
       if (everything_finished()) {
         m_phase = Phase::draining;
-        drain_deadline = Clock::now() + k_drain_wait;
+        drain_deadline = Clock::now() + k_holder_check;
       } else if (leftovers_run()) {
         begin_stop(StopReason::leftovers);
         continue;
       }
     } else if ((m_phase == Phase::stopping || m_phase == Phase::killing) && everything_finished()) {
       m_phase = Phase::draining;
+      drain_deadline = Clock::now() + k_holder_check;
+    }
+    if (m_phase == Phase::draining && m_router.all_closed()) break;
+    if (m_phase == Phase::draining && Clock::now() >= drain_deadline) {
+      // Every process we know of is gone, yet a pipe is still open: a descendant that left its
+      // rank's group and outlived the rank may hold it. Stop those too, then wait a last while.
+      if (adopt_pipe_holders()) {
+        begin_stop(StopReason::leftovers);
+        continue;
+      }
+      if (final_drain) break;
+      final_drain = true;
       drain_deadline = Clock::now() + k_drain_wait;
     }
-    if (m_phase == Phase::draining && (m_router.all_closed() || Clock::now() >= drain_deadline)) break;
 
     Clock::time_point deadline = Clock::now() + std::max(m_job.supervise.monitor_interval, milliseconds(1));
     if (m_phase == Phase::stopping) deadline = std::min(deadline, m_grace_deadline);
@@ -293,6 +307,16 @@ void Attempt::find_escapees() {
     if (!stat || groups.count(stat->pgrp) != 0) continue;  // the group kill reaches it
     if (std::find(m_escapees.begin(), m_escapees.end(), pid) == m_escapees.end()) m_escapees.push_back(pid);
   }
+}
+
+bool Attempt::adopt_pipe_holders() {
+  bool added = false;
+  for (pid_t pid : find_pipe_holders(m_router.open_pipe_inodes())) {
+    if (std::find(m_escapees.begin(), m_escapees.end(), pid) != m_escapees.end()) continue;
+    m_escapees.push_back(pid);
+    added = true;
+  }
+  return added;
 }
 
 void Attempt::begin_stop(StopReason reason) {

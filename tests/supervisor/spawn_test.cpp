@@ -1,0 +1,117 @@
+// Starting workers: exact argv and environment, PATH search, exec failures, CPU pinning, and the
+// debug rank that waits for a debugger.
+#include <catch2/catch.hpp>
+
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <regex>
+#include <thread>
+
+#include "runtime/error.hpp"
+#include "supervisor/fixtures.hpp"
+
+using namespace ds::test;
+using namespace ds::test::supervisor;
+
+namespace {
+
+ds::launch::WorkerFactory one_worker(std::vector<std::string> argv, std::map<std::string, std::string> env,
+                                     std::vector<int> cores = {}) {
+  return [=](int) {
+    ds::launch::WorkerSpec spec;
+    spec.argv = argv;
+    spec.env = env;
+    spec.cpu_cores = cores;
+    return std::vector<ds::launch::WorkerSpec>{spec};
+  };
+}
+
+}  // namespace
+
+TEST_CASE("a worker gets exactly the argv and environment of its spec") {
+  TempDir dir;
+  auto run = run_captured(dir, one_worker({helper_bin(), "env"}, {{"ALPHA", "1"}, {"BETA", "two words"}}));
+  REQUIRE(run.outcome.exit_code == 0);
+  CHECK(lines_of(run.out) == std::vector<std::string>{"[rank 0] ALPHA=1", "[rank 0] BETA=two words"});
+}
+
+TEST_CASE("a program name without a slash is searched in the worker's own PATH") {
+  TempDir dir;
+  write_script(dir, "bin/mytool", "echo \"found with $1\"\n");
+  auto run = run_captured(dir, one_worker({"mytool", "arg"}, {{"PATH", "/nonexistent:" + dir.file("bin")}}));
+  CHECK(run.outcome.exit_code == 0);
+  CHECK(run.out == "[rank 0] found with arg\n");
+}
+
+TEST_CASE("a program that does not exist is reported with the errno text and exit code 127") {
+  TempDir dir;
+  SECTION("a path") {
+    auto run = run_captured(dir, one_worker({dir.file("no-such-program")}, {}));
+    CHECK(run.outcome.exit_code == 127);
+    CHECK(run.outcome.summary.find("could not start: exec \"" + dir.file("no-such-program") +
+                                   "\" failed: No such file or directory") != std::string::npos);
+  }
+  SECTION("a name searched in PATH") {
+    auto run = run_captured(dir, one_worker({"no-such-program-xyz"}, {{"PATH", dir.path()}}));
+    CHECK(run.outcome.exit_code == 127);
+    CHECK(run.outcome.summary.find("No such file or directory (searched PATH=" + dir.path() + ")") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("a program that is not executable is reported with the errno text and exit code 126") {
+  TempDir dir;
+  dir.write("not-executable.sh", "#!/bin/sh\necho hi\n");
+  auto run = run_captured(dir, one_worker({dir.file("not-executable.sh")}, {}));
+  CHECK(run.outcome.exit_code == 126);
+  CHECK(run.outcome.summary.find("failed: Permission denied") != std::string::npos);
+}
+
+TEST_CASE("a worker is pinned to the CPU cores of its spec") {
+  TempDir dir;
+  cpu_set_t allowed;
+  REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+  int core = -1;
+  for (int c = CPU_SETSIZE - 1; c >= 0; --c)
+    if (CPU_ISSET(c, &allowed)) core = c;  // the lowest core we may use
+  REQUIRE(core >= 0);
+  auto script = write_script(dir, "w.sh", "grep Cpus_allowed_list /proc/self/status\n");
+  auto run = run_captured(dir, one_worker({script}, current_env(), {core}));
+  REQUIRE(run.outcome.exit_code == 0);
+  CHECK(run.out == "[rank 0] Cpus_allowed_list:\t" + std::to_string(core) + "\n");
+}
+
+TEST_CASE("the debug rank waits until it gets SIGCONT, then runs its program") {
+  TempDir dir;
+  auto script = write_script(dir, "w.sh", "echo ran > " + dir.file("ran") + "\necho running\n");
+  auto options = fast_options();
+  options.debug_rank = 0;
+  CapturedConsole console(dir);
+  ds::launch::JobOutcome outcome;
+  std::thread supervisor([&] {
+    outcome = ds::launch::run_job(same_program(1, {script}), {}, options, console.fds());
+  });
+  REQUIRE(wait_for_text(dir.file("console.err"), "kill -CONT"));
+  std::smatch m;
+  const std::string err = console.err();
+  REQUIRE(std::regex_search(err, m, std::regex(R"(rank 0 \(pid (\d+) on host testhost\) waits for a debugger)")));
+  const pid_t pid = std::stoi(m[1]);
+  CHECK(err.find("gdb -p " + std::to_string(pid)) != std::string::npos);
+  CHECK(err.find("\"Attach to Process\", process id " + std::to_string(pid)) != std::string::npos);
+  // The line is printed before the wait, and the program runs only after it: it cannot have run.
+  CHECK_FALSE(std::filesystem::exists(dir.file("ran")));
+  ::kill(pid, SIGCONT);
+  supervisor.join();
+  CHECK(outcome.exit_code == 0);
+  CHECK(std::filesystem::exists(dir.file("ran")));
+  CHECK(console.out() == "[rank 0] running\n");
+}
+
+TEST_CASE("an empty command line is a UsageError naming the rank") {
+  TempDir dir;
+  CapturedConsole console(dir);
+  CHECK_THROWS_AS(ds::launch::run_job(one_worker({}, {}), {}, fast_options(), console.fds()), ds::UsageError);
+}
