@@ -343,6 +343,10 @@ void Attempt::begin_stop(StopReason reason) {
   find_escapees();
   for (const auto& w : m_workers) w->signal(SIGTERM);
   for (pid_t pid : m_escapees) ::kill(pid, SIGTERM);
+  // A stopped process (Ctrl-Z'd, SIGSTOP) acts on SIGTERM only once continued. (The debug rank
+  // blocks SIGCONT while it waits, so SIGTERM ends it rather than releasing it.)
+  for (const auto& w : m_workers) w->signal(SIGCONT);
+  for (pid_t pid : m_escapees) ::kill(pid, SIGCONT);
   if (m_job.supervise.kill_grace.count() <= 0) escalate();
 }
 

@@ -1,7 +1,12 @@
 // Output: line integrity and prefixes on the console, per-rank log files, torchrun's log layout.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <filesystem>
+#include <thread>
 #include <regex>
 
 #include "runtime/error.hpp"
@@ -123,4 +128,39 @@ TEST_CASE("a log directory that cannot be created is an IoError naming it") {
   } catch (const ds::IoError& e) {
     CHECK(std::string(e.what()).find(dir.file("not_a_dir")) != std::string::npos);
   }
+}
+
+TEST_CASE("a console that nobody reads does not delay stopping the ranks") {
+  TempDir dir;
+  // Rank 0 floods stdout (20 MB, more than the console queue holds) and then sleeps; rank 1 fails.
+  auto script = write_script(dir, "w.sh",
+                             "if [ \"$RANK\" = 0 ]; then echo $$ > " + dir.file("r0.tmp") + "; mv " + dir.file("r0.tmp") +
+                                 " " + dir.file("r0.pid") +
+                                 "\n  head -c 20000000 /dev/zero | tr '\\0' x | fold -w 1000; exec sleep 1000; fi\n"
+                                 "while [ ! -s " + dir.file("r0.pid") + " ]; do sleep 0.05; done\nsleep 1; exit 3\n");
+  int console_pipe[2];
+  REQUIRE(::pipe(console_pipe) == 0);
+  const int err_fd = ::open(dir.file("console.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::atomic<bool> rank0_gone_unread{false};
+  std::atomic<bool> job_done{false};
+  std::size_t bytes_read = 0;
+  std::thread reader([&] {
+    // Read nothing until rank 0 is dead (or 30 s passed); then drain until the job ends.
+    if (wait_for_file(dir.file("r0.pid"))) rank0_gone_unread = wait_gone(read_pid(dir.file("r0.pid")), 30s);
+    char buf[65536];
+    while (true) {
+      ssize_t n = ::read(console_pipe[0], buf, sizeof buf);
+      if (n <= 0) break;
+      bytes_read += static_cast<std::size_t>(n);
+    }
+  });
+  auto outcome = ds::launch::run_job(same_program(2, {script}), {}, fast_options(), {console_pipe[1], err_fd});
+  job_done = true;
+  ::close(console_pipe[1]);
+  reader.join();
+  ::close(console_pipe[0]);
+  ::close(err_fd);
+  CHECK(outcome.exit_code == 3);
+  CHECK(rank0_gone_unread);  // rank 0 was killed while the console was stalled
+  CHECK(bytes_read > 0);     // and what had been queued still reached the console
 }

@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -114,4 +116,35 @@ TEST_CASE("an empty command line is a UsageError naming the rank") {
   TempDir dir;
   CapturedConsole console(dir);
   CHECK_THROWS_AS(ds::launch::run_job(one_worker({}, {}), {}, fast_options(), console.fds()), ds::UsageError);
+}
+
+TEST_CASE("pinning a worker to a CPU core that does not exist is reported as a start failure") {
+  TempDir dir;
+  auto run = run_captured(dir, one_worker({"/bin/true"}, {}, {4000}));
+  CHECK(run.outcome.exit_code == 126);
+  CHECK(run.outcome.summary.find("pinning to CPU cores 4000 (sched_setaffinity) failed: Invalid argument") !=
+        std::string::npos);
+}
+
+TEST_CASE("when starting a later rank fails, the ranks already started are stopped before the error propagates") {
+  TempDir dir;
+  const std::string marker = "dslaunch-test-marker-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand());
+  auto script = write_script(dir, "w.sh", "exec sleep 1000\n");
+  // Rank 1's log directory cannot be created: a file is in the way. Rank 0 is already running then.
+  dir.write("tlogs/testrun/attempt_0/1", "in the way");
+  ds::launch::OutputOptions output;
+  output.log_dir = dir.file("tlogs");
+  output.redirects = {ds::launch::StdStreams::out, ds::launch::StdStreams::out};
+  CapturedConsole console(dir);
+  CHECK_THROWS_AS(ds::launch::run_job(same_program(2, {script, marker}), output, fast_options(), console.fds()),
+                  ds::IoError);
+  // No process with the marker in its command line is left.
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream cmdline(entry.path() / "cmdline");
+    std::string text((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    INFO("pid " << name);
+    CHECK(text.find(marker) == std::string::npos);
+  }
 }
