@@ -139,6 +139,7 @@ class Attempt {
   std::vector<std::unique_ptr<WorkerProcess>> m_workers;  // after m_router: destroyed first
   std::vector<pid_t> m_escapees;  // descendants of ranks that left their group, signalled by pid
   Phase m_phase = Phase::running;
+  StopReason m_stop_reason = StopReason::failure;  // valid once m_phase != running
   Clock::time_point m_grace_deadline{};
   Clock::time_point m_kill_deadline{};
   const WorkerProcess* m_failed = nullptr;
@@ -208,8 +209,9 @@ AttemptResult Attempt::run() {
 
     exit_order.clear();
     handle_signals(m_job.signals.drain(), exit_order);
-    if (m_phase != Phase::draining) sweep(exit_order);
+    sweep(exit_order);
   }
+  sweep({});  // reap what died since the last pass (an escaped process we killed is ours once orphaned)
   m_router.close_all();
 
   AttemptResult result;
@@ -265,7 +267,8 @@ void Attempt::handle_signals(const std::vector<ReceivedSignal>& received, std::v
     if (m_phase == Phase::running) {
       begin_stop(StopReason::signal);
     } else if (m_phase == Phase::stopping) {
-      say("received " + signal_name(s.signo) + " again: killing every rank now (SIGKILL)");
+      say("received " + signal_name(s.signo) + (m_stop_reason == StopReason::signal ? " again" : "") +
+          ": killing every rank now (SIGKILL)");
       escalate();
     }
   }
@@ -313,6 +316,8 @@ bool Attempt::adopt_pipe_holders() {
   bool added = false;
   for (pid_t pid : find_pipe_holders(m_router.open_pipe_inodes())) {
     if (std::find(m_escapees.begin(), m_escapees.end(), pid) != m_escapees.end()) continue;
+    // A rank that would not die even from SIGKILL holds its own pipes: already given up on.
+    if (std::any_of(m_workers.begin(), m_workers.end(), [&](const auto& w) { return w->pid() == pid; })) continue;
     m_escapees.push_back(pid);
     added = true;
   }
@@ -339,6 +344,7 @@ void Attempt::begin_stop(StopReason reason) {
       break;
   }
   m_phase = Phase::stopping;
+  m_stop_reason = reason;
   m_grace_deadline = Clock::now() + m_job.supervise.kill_grace;
   find_escapees();
   for (const auto& w : m_workers) w->signal(SIGTERM);

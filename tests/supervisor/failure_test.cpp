@@ -34,6 +34,7 @@ TEST_CASE("the first rank to fail sets the exit code and the other ranks are sto
   CHECK(run.seconds < 10);  // generous: the stop starts at once and rank 0 dies on SIGTERM
   const pid_t rank0 = read_pid(dir.file("rank0.pid"));
   CHECK_FALSE(process_alive(rank0));
+  CHECK(children_of_this_process().empty());  // every rank reaped: no zombies
   const std::string& report = run.outcome.summary;
   CHECK(report.find("rank 1 failed") != std::string::npos);
   CHECK(report.find("exit      : exit code 3") != std::string::npos);
@@ -107,6 +108,7 @@ TEST_CASE("processes a rank started are stopped with it, including one that left
   CHECK(run.outcome.exit_code == 4);
   CHECK_FALSE(process_alive(read_pid(dir.file("child.pid"))));
   CHECK_FALSE(process_alive(read_pid(dir.file("escaped.pid"))));
+  CHECK(children_of_this_process().empty());
 }
 
 TEST_CASE("processes left running by ranks that succeeded are stopped when the job ends") {
@@ -117,6 +119,7 @@ TEST_CASE("processes left running by ranks that succeeded are stopped when the j
   auto run = run_captured(dir, same_program(1, {script}));
   CHECK(run.outcome.exit_code == 0);
   CHECK_FALSE(process_alive(read_pid(dir.file("left.pid"))));
+  CHECK(children_of_this_process().empty());
   CHECK(run.err.find("processes they started still run") != std::string::npos);
 }
 
@@ -163,4 +166,5 @@ TEST_CASE("a process that left its rank's group and outlived the rank is stopped
   auto run = run_captured(dir, same_program(1, {script}));
   CHECK(run.outcome.exit_code == 0);
   CHECK(wait_gone(read_pid(dir.file("escaped.pid")), 1s));
+  CHECK(children_of_this_process().empty());  // re-parented to us (subreaper), killed and reaped
 }

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -182,6 +184,23 @@ std::optional<int> Background::wait(std::chrono::milliseconds timeout) {
 }
 
 std::string Background::err() const { return slurp(m_err_path); }
+
+std::vector<pid_t> children_of_this_process() {
+  std::vector<pid_t> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto paren = text.rfind(')');
+    if (paren == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(text.c_str() + paren + 1, " %c %d", &state, &ppid) == 2 && ppid == ::getpid())
+      out.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  return out;
+}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;

@@ -84,6 +84,9 @@ class Background {
   std::string m_out_path, m_err_path;
 };
 
+// Processes whose parent is this test process, zombies included: after run_job there must be none.
+std::vector<pid_t> children_of_this_process();
+
 // Lines of `text` (without the newlines).
 std::vector<std::string> lines_of(const std::string& text);
 
