@@ -150,9 +150,9 @@ void OutputRouter::on_readable(int fd) {
   char buffer[k_read_bytes];
   ssize_t n = ::read(fd, buffer, sizeof buffer);
   if (n > 0) {
-    route_lines(stream, buffer, static_cast<std::size_t>(n), false);
+    route_lines(stream, buffer, static_cast<std::size_t>(n), AtEndOfFile::no);
   } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-    route_lines(stream, nullptr, 0, true);
+    route_lines(stream, nullptr, 0, AtEndOfFile::yes);
     close_stream(stream);
   }
 }
@@ -166,14 +166,14 @@ void OutputRouter::close_all() {
       char buffer[k_read_bytes];
       ssize_t n = ::read(stream->fd.get(), buffer, sizeof buffer);
       if (n <= 0) break;
-      route_lines(*stream, buffer, static_cast<std::size_t>(n), false);
+      route_lines(*stream, buffer, static_cast<std::size_t>(n), AtEndOfFile::no);
     }
-    route_lines(*stream, nullptr, 0, true);
+    route_lines(*stream, nullptr, 0, AtEndOfFile::yes);
     close_stream(*stream);
   }
 }
 
-void OutputRouter::route_lines(Stream& stream, const char* data, std::size_t size, bool at_eof) {
+void OutputRouter::route_lines(Stream& stream, const char* data, std::size_t size, AtEndOfFile at_eof) {
   if (size > 0) stream.partial.append(data, size);
   const std::string prefix = m_options.prefix_lines ? "[rank " + std::to_string(stream.global_rank) + "] " : "";
   RankState& rank = m_ranks[stream.global_rank];
@@ -202,7 +202,7 @@ void OutputRouter::route_lines(Stream& stream, const char* data, std::size_t siz
         start += k_max_line_bytes;
         continue;
       }
-      if (at_eof) {
+      if (at_eof == AtEndOfFile::yes) {
         emit(std::string_view(text).substr(start));
         start = text.size();
       }

@@ -83,8 +83,10 @@ class OutputRouter {
     std::vector<std::string> paths;
   };
 
+  // AtEndOfFile::yes: the partial last line is routed too (with a newline added).
+  enum class AtEndOfFile { no, yes };
   std::shared_ptr<LogFile> open_log(const std::string& path);
-  void route_lines(Stream& stream, const char* data, std::size_t size, bool at_eof);
+  void route_lines(Stream& stream, const char* data, std::size_t size, AtEndOfFile at_eof);
   void close_stream(Stream& stream);
 
   Console& m_console;

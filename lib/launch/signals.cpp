@@ -87,6 +87,12 @@ SignalWatcher::SignalWatcher() : m_pipe(make_pipe("the supervisor's signal pipe"
     struct sigaction previous;
     ::sigaction(signo, nullptr, &previous);
     g_previous[signo] = previous;  // before ours is live: the handler reads it
+    if (signo != SIGCHLD && was_ignored(previous)) {
+      // Ignored when we started (SIGHUP under nohup; SIGINT for `dslaunch &` in a script): the
+      // caller asked not to be stopped by it, so it stays ignored, for the ranks too.
+      remember_for_child(signo, previous);
+      continue;
+    }
     DS_CHECK(::sigaction(signo, &action, nullptr) == 0, "sigaction(", signo, "): ", std::strerror(errno));
     m_saved.push_back({signo, previous});
     remember_for_child(signo, previous);

@@ -37,7 +37,8 @@ struct ChildSignalReset {
   void apply() const noexcept;  // async-signal-safe; also empties the signal mask
 };
 
-// Installs handlers for SIGINT, SIGTERM, SIGHUP and SIGCHLD and ignores SIGPIPE (a closed console
+// Installs handlers for SIGINT, SIGTERM, SIGHUP and SIGCHLD (leaving alone any of the first three
+// that was ignored when it was created: nohup's SIGHUP stays ignored) and ignores SIGPIPE (a closed console
 // must not kill the supervisor before it has stopped its ranks) for its lifetime; the destructor
 // restores the previous dispositions. One instance per process at a time (DS_CHECK).
 class SignalWatcher {

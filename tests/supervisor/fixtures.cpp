@@ -149,6 +149,9 @@ Background::Background(const std::vector<std::string>& argv, const TempDir& dir)
   m_pid = ::fork();
   if (m_pid == 0) {
     ::setpgid(0, 0);
+    // A test runner started in the background may ignore SIGINT; the program under test must not
+    // inherit that (ignored signals survive exec).
+    for (int signo : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(signo, SIG_DFL);
     ::dup2(out, 1);
     ::dup2(err, 2);
     ::execv(c_argv[0], c_argv.data());

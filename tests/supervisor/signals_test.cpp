@@ -84,3 +84,17 @@ TEST_CASE("save_pid writes the supervisor's pid to the file while the job runs a
   CHECK(lines_of(dir.read("background.out")) == std::vector<std::string>{"[rank 0] " + std::to_string(supervisor.pid())});
   CHECK_FALSE(std::ifstream(pid_file).good());
 }
+
+TEST_CASE("a signal that was ignored when the supervisor started (SIGHUP under nohup) stays ignored") {
+  TempDir dir;
+  Background supervisor({"/bin/sh", "-c", "trap '' HUP; exec " + helper_bin() + " run -- " + sleeper(dir)}, dir);
+  auto ranks = wait_for_ranks(dir, 1);
+  // Both are pending together at worst; SIGHUP (1) would be handled before SIGTERM (15).
+  supervisor.signal(SIGHUP);
+  supervisor.signal(SIGTERM);
+  auto status = supervisor.wait();
+  REQUIRE(status);
+  REQUIRE(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 128 + SIGTERM);
+  for (pid_t pid : ranks) CHECK(wait_gone(pid));
+}
