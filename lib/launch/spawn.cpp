@@ -194,6 +194,10 @@ struct CpuSet {
   }
 };
 
+// waitid(WEXITED) reports exits; a tracer that is also the parent would see its ptrace stops
+// (CLD_TRAPPED) through it too, and those are not exits.
+bool is_exit(int code) { return code == CLD_EXITED || code == CLD_KILLED || code == CLD_DUMPED; }
+
 }  // namespace
 
 WorkerProcess::WorkerProcess(const WorkerSpec& spec, const SpawnOptions& options)
@@ -351,7 +355,7 @@ bool WorkerProcess::reap() {
   if (!m_exit) {
     siginfo_t info;
     std::memset(&info, 0, sizeof info);
-    if (::waitid(P_PID, m_pid, &info, WEXITED | WNOHANG) == 0 && info.si_pid == m_pid) {
+    if (::waitid(P_PID, m_pid, &info, WEXITED | WNOHANG) == 0 && info.si_pid == m_pid && is_exit(info.si_code)) {
       record_exit(info.si_code, info.si_status);
       found_now = true;
     }
@@ -362,7 +366,7 @@ bool WorkerProcess::reap() {
     siginfo_t info;
     std::memset(&info, 0, sizeof info);
     if (::waitid(P_PGID, m_pid, &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) break;
-    if (info.si_pid == m_pid && !m_exit) {
+    if (info.si_pid == m_pid && !m_exit && is_exit(info.si_code)) {
       record_exit(info.si_code, info.si_status);
       found_now = true;
     }

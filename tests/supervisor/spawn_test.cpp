@@ -148,3 +148,32 @@ TEST_CASE("when starting a later rank fails, the ranks already started are stopp
     CHECK(text.find(marker) == std::string::npos);
   }
 }
+
+TEST_CASE("the debug rank runs its program once a debugger attaches, and the debugger follows it") {
+  TempDir dir;
+  auto script = write_script(dir, "w.sh", "echo ran > " + dir.file("ran") + "\n");
+  auto options = fast_options();
+  options.debug_rank = 0;
+  CapturedConsole console(dir);
+  ds::launch::JobOutcome outcome;
+  std::thread supervisor([&] {
+    outcome = ds::launch::run_job(same_program(1, {script}), {}, options, console.fds());
+  });
+  REQUIRE(wait_for_text(dir.file("console.err"), "gdb -p "));
+  std::smatch m;
+  const std::string err = console.err();
+  REQUIRE(std::regex_search(err, m, std::regex(R"(gdb -p (\d+))")));
+  const std::string pid = m[1];
+  // gdb (scripts/install-deps.sh installs it) attaches and lets the process run to its end; nothing
+  // else releases the rank here.
+  ds::test::RunOptions gdb_options;
+  gdb_options.timeout = 120s;
+  auto gdb = ds::test::run({"gdb", "-p", pid, "-batch", "-ex", "continue"}, gdb_options);
+  INFO("gdb stdout: " << gdb.out << "\ngdb stderr: " << gdb.err);
+  if (gdb.exit_code != 0 || gdb.timed_out) ::kill(std::stoi(pid), SIGCONT);  // never leave the job hanging
+  supervisor.join();
+  CHECK(gdb.exit_code == 0);
+  CHECK(gdb.out.find("is executing new program") != std::string::npos);  // it followed the exec
+  CHECK(outcome.exit_code == 0);
+  CHECK(std::filesystem::exists(dir.file("ran")));
+}
