@@ -465,8 +465,6 @@ JobOutcome run_job(const WorkerFactory& factory, const OutputOptions& output, co
         report.closing_line = "restarting (attempt " + std::to_string(attempt + 1) + " of " +
                               std::to_string(supervise.max_restarts) + ")";
         console.write(ConsoleStream::err, format_failure_report(report));
-        console.write(ConsoleStream::err, "dslaunch: rank " + std::to_string(report.global_rank) +
-                                              " failed; " + report.closing_line + "\n");
         continue;
       }
       std::string text = format_failure_report(report);

@@ -133,7 +133,8 @@ TEST_CASE("a rank failing on attempt 0 and succeeding on attempt 1 makes the job
     options.max_restarts = 1;
     auto run = run_captured(dir, same_program(2, {script}), options);
     CHECK(run.outcome.exit_code == 0);
-    CHECK(run.err.find("rank 1 failed; restarting (attempt 1 of 1)") != std::string::npos);
+    CHECK(run.err.find("dslaunch: rank 1 failed ===") != std::string::npos);
+    CHECK(run.err.find("  restarting (attempt 1 of 1)\n") != std::string::npos);
     CHECK(run.out.find("[rank 0] attempt 1") != std::string::npos);
     CHECK(run.out.find("[rank 1] attempt 1") != std::string::npos);
   }
