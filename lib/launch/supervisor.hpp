@@ -11,6 +11,9 @@
 //  - Stopping ("stop all"): SIGTERM to every rank's process group (and to descendants that left it),
 //    wait up to kill_grace, then SIGKILL. On a failure this starts right away. A second
 //    SIGINT/SIGTERM/SIGHUP during the grace period skips what is left of it.
+//  - Workers run in process groups of their own (a terminal's Ctrl-C reaches only dslaunch, which
+//    forwards SIGTERM), with stdin from /dev/null and stdout/stderr on pipes to dslaunch.
+//  - Signals ignored when run_job starts (SIGHUP under nohup) stay ignored, for the workers too.
 //  - Nothing outlives it: workers die with dslaunch (PR_SET_PDEATHSIG), dslaunch is a child
 //    subreaper so orphaned grandchildren come back to it, and every rank's group is emptied at the end
 //    of each attempt, also on success and when an exception leaves run_job.
