@@ -12,16 +12,6 @@ namespace {
 constexpr int k_unset = -1;
 std::atomic<int> g_active{k_unset};
 
-CpuIsa isa_from_env_or_best() {
-  const char* env = std::getenv("DSLAUNCH_CPU_ISA");
-  if (!env || !*env) return cpu_isa_best();
-  const CpuIsa wanted = parse_cpu_isa(env);
-  if (!cpu_supports(wanted))
-    throw UsageError(std::string("DSLAUNCH_CPU_ISA=") + env + " asks for an instruction set this CPU lacks (best available: " +
-                     cpu_isa_name(cpu_isa_best()) + "); unset it or choose one of the supported ones");
-  return wanted;
-}
-
 }  // namespace
 
 const char* cpu_isa_name(CpuIsa isa) {
@@ -64,10 +54,26 @@ CpuIsa cpu_isa_best() {
   return CpuIsa::scalar;
 }
 
+CpuIsa cpu_isa_from_env_value(std::string_view value) {
+  if (value.empty()) return cpu_isa_best();
+  CpuIsa wanted;
+  try {
+    wanted = parse_cpu_isa(value);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("DSLAUNCH_CPU_ISA: ") + e.what());
+  }
+  if (!cpu_supports(wanted))
+    throw UsageError("DSLAUNCH_CPU_ISA=" + std::string(value) +
+                     " asks for an instruction set this CPU lacks (best available: " + cpu_isa_name(cpu_isa_best()) +
+                     "); unset it or choose one the CPU supports");
+  return wanted;
+}
+
 CpuIsa cpu_isa_active() {
   int v = g_active.load(std::memory_order_relaxed);
   if (v == k_unset) {
-    v = static_cast<int>(isa_from_env_or_best());
+    const char* env = std::getenv("DSLAUNCH_CPU_ISA");
+    v = static_cast<int>(cpu_isa_from_env_value(env ? env : ""));
     int expected = k_unset;
     g_active.compare_exchange_strong(expected, v);  // a concurrent set_cpu_isa wins
     v = g_active.load(std::memory_order_relaxed);

@@ -22,6 +22,10 @@ bool cpu_supports(CpuIsa isa);
 // The best ISA this CPU supports.
 CpuIsa cpu_isa_best();
 
+// The ISA a DSLAUNCH_CPU_ISA value asks for: an empty value means cpu_isa_best(). Throws
+// UsageError naming the variable if the value is unknown or the CPU lacks that ISA.
+CpuIsa cpu_isa_from_env_value(std::string_view value);
+
 // The ISA the kernels use now: the last set_cpu_isa(), else DSLAUNCH_CPU_ISA if set (read once;
 // throws UsageError if it names an unknown or unsupported ISA), else cpu_isa_best().
 CpuIsa cpu_isa_active();

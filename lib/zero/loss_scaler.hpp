@@ -17,9 +17,10 @@
 //   cur_iter += 1
 // So with no overflow the first doubling happens at cur_iter = scale_window - 1 (the 1000th
 // update with the default window), and after an overflow at k, at k + W, k + 2W, ...
-// This is the rule of DeepSpeed up to at least v0.16 (the version research/zero-anchors.md
-// describes). DeepSpeed's master of 2025 counts "stable_interval = cur_iter - last_overflow_iter
-// - 1 > 0" instead, which grows one update later; we keep the documented rule.
+// This is the rule of the DeepSpeed that research/zero-anchors.md describes (and of
+// microsoft/DeepSpeed for years). Newer deepspeedai/DeepSpeed master counts
+// "stable_interval = cur_iter - last_overflow_iter - 1", growing when it is > 0 and a multiple of
+// the window, i.e. one update later; we keep the documented rule.
 //
 // The engine's duties around it (not done here): multiply the loss by scale() before backward;
 // on StepDecision::skip zero the gradients, skip the optimizer step and the LR scheduler step

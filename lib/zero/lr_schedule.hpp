@@ -14,13 +14,16 @@
 // WarmupCosineLR scales each group's own initial lr. OneCycle copies its scalar bounds to every
 // group. LRRangeTest takes one min lr or one per group. The constant schedule keeps each group's lr.
 //
-// Where DeepSpeed versions differ we follow its current master (2025), and say so:
-//   - WarmupCosineLR at t < 0 gives lr 0 to every group (v0.16 returned the one-element list [0.0],
-//     so only group 0 got 0 and the others kept their full lr for the first step);
+// Where DeepSpeed versions differ we follow current deepspeedai/DeepSpeed master, which fixed
+// these, rather than the older code research/zero-anchors.md §1.4 describes:
+//   - WarmupCosineLR at t < 0 gives lr 0 to every group (the older code returned the one-element
+//     list [0.0], so only group 0 got 0 and the others ran their first step at full lr);
 //   - WarmupCosineLR clamps the cosine progress at 1 once t passes total_num_steps, so the lr
-//     stays at cos_min_ratio (v0.16 let the cosine swing back up);
-//   - OneCycle honours cycle_first_stair_count / cycle_second_stair_count (v0.16 stored them unused;
-//     the default 0 means no stairs either way).
+//     stays at cos_min_ratio (the older code let the cosine swing back up);
+//   - OneCycle honours cycle_first_stair_count / cycle_second_stair_count (the older code stored
+//     them unused; the default 0 means no stairs either way).
+// Newer DeepSpeed also defaults WarmupLR's warmup_max_lr to the optimizer's lr when absent; that
+// default is the config reader's to apply (WarmupLR{} here keeps the documented 0.001).
 #pragma once
 
 #include <cstdint>

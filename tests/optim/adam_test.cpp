@@ -210,3 +210,18 @@ TEST_CASE("the CPU instruction set is chosen by name and unknown names are a usa
   CHECK(cpu_supports(CpuIsa::scalar));
   CHECK(cpu_supports(cpu_isa_best()));
 }
+
+TEST_CASE("DSLAUNCH_CPU_ISA picks the kernels and rejects unknown or unsupported sets") {
+  CHECK(cpu_isa_from_env_value("") == cpu_isa_best());
+  CHECK(cpu_isa_from_env_value("scalar") == CpuIsa::scalar);
+  CHECK_THROWS_WITH(cpu_isa_from_env_value("avx"),
+                    "DSLAUNCH_CPU_ISA: CPU instruction set 'avx' is not one of scalar, avx2, avx512");
+  for (CpuIsa isa : {CpuIsa::avx2, CpuIsa::avx512}) {
+    if (cpu_supports(isa)) {
+      CHECK(cpu_isa_from_env_value(cpu_isa_name(isa)) == isa);
+    } else {
+      CHECK_THROWS_AS(cpu_isa_from_env_value(cpu_isa_name(isa)), UsageError);
+      CHECK_THROWS_AS(set_cpu_isa(isa), UsageError);
+    }
+  }
+}
