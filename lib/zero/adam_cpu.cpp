@@ -138,6 +138,7 @@ void adam_step_cpu(std::span<const AdamHyper> groups, std::span<const ParamGroup
   DS_CHECK(n >= 0, "n = ", n);
   if (n == 0) return;
   DS_CHECK(master && grad.data && exp_avg && exp_avg_sq, "null buffer passed to adam_step_cpu");
+  DS_CHECK(std::isfinite(grad.scale), "gradient scale ", grad.scale, " (1 / combined loss-and-clip scale) is not finite");
   int64_t end_of_previous = 0;
   for (size_t s = 0; s < segments.size(); ++s) {
     const ParamGroupSegment& seg = segments[s];
