@@ -47,7 +47,9 @@ class Pool {
     stop();
     m_size = std::max(1, threads);
     m_stopping = false;
-    for (int i = 1; i < m_size; ++i) m_workers.emplace_back([this, i] { worker(i); });
+    // New workers start from the current generation: a region that ran before the resize is not
+    // theirs to run (starting from 0 made them run a stale, finished region).
+    for (int i = 1; i < m_size; ++i) m_workers.emplace_back([this, i, start = m_generation] { worker(i, start); });
   }
 
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
@@ -87,8 +89,7 @@ class Pool {
     t_inside = false;
   }
 
-  void worker(int index) {
-    uint64_t seen = 0;
+  void worker(int index, uint64_t seen) {
     while (true) {
       std::unique_lock lock(m_mutex);
       m_cv.wait(lock, [&] { return m_stopping || m_generation != seen; });
