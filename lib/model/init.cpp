@@ -51,8 +51,12 @@ void init_param_slice(const ParamInfo& info, ParamId id, uint64_t seed, int64_t 
                                    key);
       const double radius = std::sqrt(-2.0 * std::log(uniform_open(r[0], r[1])));
       const double angle = 2.0 * std::numbers::pi * uniform_open(r[2], r[3]);
-      const double z = (element & 1) ? radius * std::sin(angle) : radius * std::cos(angle);
-      out[i] = static_cast<float>(std * z);
+      if (element & 1) {
+        out[i] = static_cast<float>(std * (radius * std::sin(angle)));
+      } else {
+        out[i] = static_cast<float>(std * (radius * std::cos(angle)));
+        if (i + 1 < end) out[++i] = static_cast<float>(std * (radius * std::sin(angle)));  // same block
+      }
     }
   });
 }
