@@ -139,7 +139,8 @@ class GlooComm final : public Comm {
     for (auto& task : m_queue)
       task.work->finish(std::make_exception_ptr(
           CommError(describe() + ": " + describe_op(task.header) + " not run: the communicator was destroyed first")));
-    // Pairs close before the device that serves them (Gloo's own destruction order).
+    // Buffers, then pairs, then the device that serves them (Gloo's own destruction order).
+    m_retired.clear();
     m_context.reset();
     m_device.reset();
   }
@@ -219,7 +220,8 @@ class GlooComm final : public Comm {
   std::shared_ptr<gloo::transport::Device> m_device;
   std::shared_ptr<gloo::rendezvous::Context> m_context;
   gloo_ring::Interrupter m_interrupter;
-  std::vector<std::byte> m_staging;  // the communication thread's only
+  gloo_ring::RetiredBuffers m_retired;  // the communication thread's only; hold m_context's transport alive
+  std::vector<std::byte> m_staging;     // the communication thread's only
 
   std::mutex m_mutex;  // guards the fields below
   std::condition_variable m_queue_cv;
@@ -309,7 +311,8 @@ void GlooComm::run_task(Task& task) {
   const std::string what = describe() + ": " + describe_op(task.header);
   std::string message;
   try {
-    RingLink link(m_context.get(), m_options.rank, m_options.size, m_interrupter, task.header.seq, m_timeout);
+    RingLink link(m_context.get(), m_options.rank, m_options.size, m_interrupter, m_retired, task.header.seq,
+                  m_timeout);
     if (m_options.size > 1) check_neighbour(link, task.header);
     task.run(link);
     task.work->finish(nullptr);

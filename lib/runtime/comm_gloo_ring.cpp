@@ -217,9 +217,20 @@ void Interrupter::end_wait() {
 
 // ---- RingLink ----------------------------------------------------------------------------------
 
-RingLink::RingLink(gloo::Context* context, int rank, int size, Interrupter& interrupter, uint64_t seq,
-                   std::chrono::milliseconds timeout)
-    : m_context(context), m_rank(rank), m_size(size), m_interrupter(interrupter), m_seq(seq), m_timeout(timeout) {}
+void RetiredBuffers::retire(std::unique_ptr<gloo::transport::UnboundBuffer> buffer) {
+  m_buffers.push_back(std::move(buffer));
+  if (m_buffers.size() > k_keep) m_buffers.pop_front();
+}
+
+RingLink::RingLink(gloo::Context* context, int rank, int size, Interrupter& interrupter, RetiredBuffers& retired,
+                   uint64_t seq, std::chrono::milliseconds timeout)
+    : m_context(context),
+      m_rank(rank),
+      m_size(size),
+      m_interrupter(interrupter),
+      m_retired(retired),
+      m_seq(seq),
+      m_timeout(timeout) {}
 
 uint64_t RingLink::slot(int channel) const {
   DS_CHECK(channel >= 0 && channel < 256, "channel ", channel);
@@ -282,7 +293,7 @@ void RingLink::wait(Transfer& t) {
   }
   m_interrupter.end_wait();
   if (!completed) throw Aborted{};
-  t.buffer.reset();
+  m_retired.retire(std::move(t.buffer));
 }
 
 // ---- the collectives ---------------------------------------------------------------------------
