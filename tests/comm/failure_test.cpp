@@ -93,17 +93,22 @@ TEST_CASE("a rank that closes its communicator mid-op fails its own op and makes
   }
 }
 
-TEST_CASE("a rank process killed mid-job makes the other processes' op fail naming it instead of hanging") {
+TEST_CASE("a rank process killed mid-op makes the other processes' op fail naming it instead of hanging") {
   // Ranks 1-3 are forked before this process starts any thread (fork copies only the caller's
-  // thread); rank 0 stays here. Rank 2 issues the all_reduce and SIGKILLs itself.
+  // thread); rank 0 stays here. Ranks 1-3 issue the all_reduce, then rank 2 SIGKILLs itself: its op
+  // cannot have finished, because rank 0 issues its own only once rank 2 is dead (waitpid), so
+  // ranks 1 and 3 are inside the op when their peer dies.
   ds::test::TempDir dir;
   const int size = 4;
   const int victim = 2;
+  pid_t victim_pid = -1;
+  int victim_status = 0;
   auto run_rank = [&](int rank) -> std::string {
     ds::test::FileStore store(dir.path(), k_timeout);
     auto comm = make_gloo_comm(store, {.rank = rank, .size = size, .prefix = "killed", .timeout = k_timeout});
     comm->barrier();
     std::vector<float> buf(1 << 20, 1.0f);
+    if (rank == 0) ::waitpid(victim_pid, &victim_status, 0);
     auto work = comm->all_reduce(buf.data(), 1 << 20, DType::f32, ReduceOp::sum);
     if (rank == victim) ::raise(SIGKILL);
     try {
@@ -128,6 +133,7 @@ TEST_CASE("a rank process killed mid-job makes the other processes' op fail nami
       ::_exit(0);
     }
     children.push_back(pid);
+    if (rank == victim) victim_pid = pid;
   }
   std::string mine;
   try {
@@ -135,14 +141,12 @@ TEST_CASE("a rank process killed mid-job makes the other processes' op fail nami
   } catch (const std::exception& e) {
     mine = std::string("threw: ") + e.what();
   }
+  CHECK((WIFSIGNALED(victim_status) && WTERMSIG(victim_status) == SIGKILL));
   for (size_t i = 0; i < children.size(); ++i) {
+    const int rank = static_cast<int>(i) + 1;
+    if (rank == victim) continue;  // reaped by rank 0 above
     int status = 0;
     REQUIRE(::waitpid(children[i], &status, 0) == children[i]);
-    const int rank = static_cast<int>(i) + 1;
-    if (rank == victim) {
-      CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
-      continue;
-    }
     INFO("rank " << rank << " ended with wait status " << status << " (signal "
                   << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << ")");
     CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
