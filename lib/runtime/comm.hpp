@@ -66,7 +66,8 @@ class Work {
 // arguments (DS_CHECK: a bad count, root or overlap is a bug in the caller) and hands the op to the
 // implementation. Calls are made from one thread at a time (the rank's training thread); Work
 // handles may be waited on from any thread. Every op throws CommError at once, without queueing,
-// when an earlier op of this communicator failed: a failed communicator stays failed.
+// when an earlier op of this communicator failed: a failed communicator stays failed. Destroying a
+// communicator aborts the ops still queued or running (their wait() throws CommError): wait first.
 class Comm {
  public:
   virtual ~Comm() = default;
