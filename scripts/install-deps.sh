@@ -31,3 +31,21 @@ if ((${#missing[@]})); then
 else
   echo "install-deps: all Debian packages present"
 fi
+
+# Python packages for tests only (tests/data/safetensors_interop.py checks our safetensors files
+# against the reference implementation). Small PyPI packages; the tests that need them report
+# "skipped" when they are missing, so a failed install warns instead of stopping the build.
+python_packages=(numpy safetensors)
+if command -v python3 >/dev/null; then
+  if python3 -c "import numpy, safetensors" 2>/dev/null; then
+    echo "install-deps: python packages present (${python_packages[*]})"
+  else
+    echo "install-deps: pip installing ${python_packages[*]} (for the safetensors interop tests)"
+    pip_flags=(--quiet --disable-pip-version-check)
+    # Plain install suits a pyenv python or a venv; Debian's own python3 refuses that (PEP 668)
+    # and gets a --user install with --break-system-packages instead.
+    python3 -m pip install "${pip_flags[@]}" "${python_packages[@]}" 2>/dev/null ||
+      python3 -m pip install "${pip_flags[@]}" --user --break-system-packages "${python_packages[@]}" ||
+      echo "install-deps: warning: could not pip install ${python_packages[*]}; the safetensors interop tests will be skipped" >&2
+  fi
+fi
