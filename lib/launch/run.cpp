@@ -1,10 +1,70 @@
-// Temporary: the lead wires the store and the supervisor here.
+// Running a plan on this node: start the rendezvous store, publish what workers fetch from it,
+// spawn and supervise the workers (lib/launch/supervisor.hpp), return the job's exit code.
 #include "launch/run.hpp"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "launch/supervisor.hpp"
+#include "launch/worker_env.hpp"
+#include "runtime/atomic_file.hpp"
 #include "runtime/error.hpp"
+#include "runtime/log.hpp"
+#include "runtime/store_auth.hpp"
+#include "runtime/store_server.hpp"
 
 namespace ds::launch {
+namespace {
 
-int run_plan(const LaunchPlan&, const LaunchOptions&) { throw UsageError("running is not wired yet"); }
+// A run id for TORCHELASTIC_RUN_ID / DSLAUNCH_RUN_ID: time and randomness, unique per launch.
+std::string make_run_id() {
+  std::random_device rd;
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "dslaunch-%lx-%08x", static_cast<unsigned long>(time(nullptr)), rd());
+  return buf;
+}
+
+// The DeepSpeed config named in the program's arguments goes to every worker through the store
+// (DESIGN.md §2: remote nodes need no copy). It must exist now, not fail on every rank later.
+std::optional<std::string> read_config(const LaunchPlan& plan) {
+  if (!plan.config_path) return std::nullopt;
+  if (!std::filesystem::is_regular_file(*plan.config_path))
+    throw ConfigError("the DeepSpeed config " + *plan.config_path +
+                      " named in the program's arguments (--deepspeed/--deepspeed_config) does not exist; fix the path");
+  return read_file(*plan.config_path);
+}
+
+}  // namespace
+
+int run_plan(const LaunchPlan& plan, const LaunchOptions& options) {
+  (void)options;
+  const std::optional<std::string> config = read_config(plan);
+  const std::string run_id = plan.run_id.value_or(make_run_id());
+  const std::string token = runtime::generate_token();
+
+  runtime::StoreServer store({.bind_host = plan.master_addr,
+                              .port = static_cast<uint16_t>(plan.master_port),
+                              .token = token});
+  // What native workers read (protected by the job token; torch workers cannot see these keys).
+  store.set("dslaunch/run_id", run_id);
+  store.set("dslaunch/world_size", std::to_string(plan.world_size));
+  store.set("dslaunch/plan", plan_to_json(plan));
+  if (config) {
+    store.set("dslaunch/config", *config);
+    store.set("dslaunch/config_path", *plan.config_path);
+  }
+  log::debug("store listening on ", plan.master_addr, ":", store.port(), ", run id ", run_id);
+
+  const StoreInfo info{.addr = plan.master_addr, .port = store.port(), .token = token, .run_id = run_id};
+  SuperviseOptions supervise = plan.supervise;
+  supervise.run_id = run_id;
+  if (supervise.host.empty()) supervise.host = plan.node().host;
+  const JobOutcome outcome =
+      run_job([&](int attempt) { return make_workers(plan, info, attempt); }, plan.output, supervise);
+  store.stop();
+  return outcome.exit_code;
+}
 
 }  // namespace ds::launch

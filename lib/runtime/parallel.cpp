@@ -47,7 +47,10 @@ class Pool {
     stop();
     m_size = std::max(1, threads);
     m_stopping = false;
-    for (int i = 1; i < m_size; ++i) m_workers.emplace_back([this, i] { worker(i); });
+    // New workers must not mistake an earlier region's generation for a new one (they would run
+    // a chunk of a finished region, whose function is gone): they start from the current one.
+    const uint64_t generation = m_generation;
+    for (int i = 1; i < m_size; ++i) m_workers.emplace_back([this, i, generation] { worker(i, generation); });
   }
 
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
@@ -87,8 +90,7 @@ class Pool {
     t_inside = false;
   }
 
-  void worker(int index) {
-    uint64_t seen = 0;
+  void worker(int index, uint64_t seen) {
     while (true) {
       std::unique_lock lock(m_mutex);
       m_cv.wait(lock, [&] { return m_stopping || m_generation != seen; });
