@@ -25,6 +25,11 @@ using ParamId = int;
 // rank initialise any slice of any parameter without materialising the rest.
 enum class InitKind : uint8_t { zeros, ones, normal };
 
+// How the consolidated safetensors export turns our tensor into Hugging Face's (GPT2LMHeadModel).
+// Our 2-D weights are (out, in) like torch.nn.Linear, so one matmul serves both the blocks and the
+// tied head; HF's Conv1D stores (in, out), so those weights are transposed on export (and import).
+enum class HfLayout : uint8_t { same, transposed };
+
 struct ParamInfo {
   std::string name;             // Hugging Face GPT-2 name, e.g. "transformer.h.3.attn.c_attn.weight"
   std::vector<int64_t> shape;   // our layout (row-major); export transposes where HF's Conv1D differs
@@ -33,6 +38,12 @@ struct ParamInfo {
   InitKind init = InitKind::zeros;
   float init_std = 0.0f;        // for InitKind::normal
   int unit = -1;                // index into ModelLayout::units
+  HfLayout hf_layout = HfLayout::same;
+  // How many of our rows (along shape[0]) HF's tensor has: export takes the first hf_rows rows, then
+  // transposes if hf_layout says so. wte is stored with the padded vocabulary
+  // (GptConfig::padded_vocab_size rows) and exported with its first vocab_size; every other param
+  // has hf_rows == shape[0].
+  int64_t hf_rows = 0;
 };
 
 struct UnitInfo {
@@ -53,9 +64,13 @@ struct ModelLayout {
 
   int64_t total_numel() const;              // each param once (tied weights counted once)
   int64_t unit_offset(ParamId p) const;     // offset of param p inside its unit's flat buffer
-  // For each unit, the index of the LAST module in forward order that reads it, which is the
-  // module whose end_backward completes the unit's gradient (backward runs in reverse).
+  // For each unit, the index of the module whose end_backward completes the unit's gradient:
+  // backward runs in reverse, so that is the LAST module in backward order that reads the unit,
+  // i.e. the FIRST (lowest index) in forward order. For GPT-2's tied wte (read by "embed" and
+  // "head") it is "embed", module 0.
   std::vector<int> grad_ready_module() const;
+  // The param of that name; throws UsageError naming the unknown name.
+  ParamId find_param(const std::string& name) const;
 };
 
 // Implemented by the engine (lib/zero) and, for tests and single-process use, by
