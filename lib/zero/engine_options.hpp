@@ -44,7 +44,7 @@ struct EngineOptions {
   int64_t grad_accum_steps = 1;
   double gradient_clipping = 0.0;                  // 0: off
   OptimizerOptions optimizer;
-  LossScalerOptions loss_scale;                    // fp16: dynamic (DeepSpeed's); else static 1
+  LossScalerOptions loss_scale = loss_scaler_options_unscaled();  // fp16: loss_scaler_options_for_fp16
 
   // zero_optimization
   Overlap overlap_comm = Overlap::no;              // DeepSpeed: true for stage 3, false otherwise

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 
 #include "runtime/check.hpp"
@@ -139,8 +140,8 @@ void Engine::optimizer_step(double combined_scale, const std::vector<double>& gr
       const int64_t e = std::min(run.space_offset + run.count, tile_end);
       if (b < e) segs.push_back({b, e - b, run.group});
     }
-    adam_step_segments_cpu(hyper, segs, m_master.as<float>(), GradIn(m_grad_accum.as<float>(), grad_scale),
-                           m_exp_avg.as<float>(), m_exp_avg_sq.as<float>(), Copy16{target, m_options.compute_dtype});
+    adam_step_cpu(hyper, segs, m_master.as<float>(), GradIn(m_grad_accum.as<float>(), grad_scale), m_exp_avg.as<float>(),
+                  m_exp_avg_sq.as<float>(), m_space_numel, Copy16{target, m_options.compute_dtype});
     if (staging) {
       const size_t off = static_cast<size_t>(tile_begin) * m_esize;
       m_device.copy(m_shard16.as<std::byte>() + off, staging + off, static_cast<size_t>(tile_end - tile_begin) * m_esize, *m_copy_stream);
@@ -187,7 +188,7 @@ StepResult Engine::step(const std::vector<double>& group_lr, const std::vector<d
     if (m_options.compute_dtype == DType::f16) {
       // fp16: skip the step and let the scaler back off (DeepSpeed's behaviour: no optimizer step,
       // no all-gather, no scheduler step; global step still counts).
-      m_scaler.update(LossScaler::Overflow::yes);
+      m_scaler.update(Overflow::yes);
       ++m_steps_skipped;
       zero_grads();
       result.applied = false;
@@ -218,7 +219,7 @@ StepResult Engine::step(const std::vector<double>& group_lr, const std::vector<d
   auto t3 = Clock::now();
   result.optimizer = t3 - t2;
 
-  m_scaler.update(LossScaler::Overflow::no);
+  m_scaler.update(Overflow::no);
   ++m_steps_applied;
   zero_grads();
   post_step_gather();
@@ -258,15 +259,28 @@ void Engine::read_state(int unit, int64_t begin, int64_t count, StateTensor whic
 void Engine::load_optimizer_space(const SliceReader& reader) {
   DS_CHECK(m_micro_step == 0 && m_pending.empty(), "load_optimizer_space in the middle of a step");
   for (auto* b : {&m_master, &m_exp_avg, &m_exp_avg_sq}) std::memset(b->data(), 0, b->bytes());
-  for (const auto& seg : m_segments) {
-    const int64_t numel = m_partition.unit(seg.unit).numel;
-    const int64_t b = seg.unit_begin;
-    const int64_t e = std::min(seg.unit_begin + seg.count, numel);
-    if (b >= e) continue;
-    reader(seg.unit, b, e - b, StateTensor::master, m_master.as<float>() + seg.space_offset);
-    reader(seg.unit, b, e - b, StateTensor::exp_avg, m_exp_avg.as<float>() + seg.space_offset);
-    reader(seg.unit, b, e - b, StateTensor::exp_avg_sq, m_exp_avg_sq.as<float>() + seg.space_offset);
+  // Every rank reads its own slices; a rank that fails must not leave the others waiting in the
+  // collectives that follow: all agree on the outcome first.
+  std::exception_ptr failure;
+  try {
+    for (const auto& seg : m_segments) {
+      const int64_t numel = m_partition.unit(seg.unit).numel;
+      const int64_t b = seg.unit_begin;
+      const int64_t e = std::min(seg.unit_begin + seg.count, numel);
+      if (b >= e) continue;
+      reader(seg.unit, b, e - b, StateTensor::master, m_master.as<float>() + seg.space_offset);
+      reader(seg.unit, b, e - b, StateTensor::exp_avg, m_exp_avg.as<float>() + seg.space_offset);
+      reader(seg.unit, b, e - b, StateTensor::exp_avg_sq, m_exp_avg_sq.as<float>() + seg.space_offset);
+    }
+  } catch (const Error&) {
+    failure = std::current_exception();
   }
+  float failed_rank = failure ? static_cast<float>(m_rank + 1) : 0.0f;
+  runtime::all_reduce(m_comm, TensorRef{&failed_rank, DType::f32, 1}, runtime::ReduceOp::max);
+  if (failure) std::rethrow_exception(failure);
+  if (failed_rank > 0)
+    throw CheckpointError("rank " + std::to_string(static_cast<int>(failed_rank) - 1) +
+                          " could not read its part of the checkpoint (its log says why); nothing was loaded");
   zero_grads();
   refresh_params_from_master();
 }
