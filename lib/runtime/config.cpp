@@ -361,6 +361,30 @@ DsConfig build_typed(const json& tree, const BatchConfig& batch) {
   return c;
 }
 
+// The flags the user set, completed with dsworker's defaults where they are unset.
+AutoValues with_defaults(const AutoValues& av) {
+  if (!av.defaults) return av;
+  AutoValues out = av;
+  const AutoValues& d = *av.defaults;
+  auto fill = [](auto& value, const auto& fallback) {
+    if (!value) value = fallback;
+  };
+  fill(out.learning_rate, d.learning_rate);
+  fill(out.micro_batch, d.micro_batch);
+  fill(out.grad_accum, d.grad_accum);
+  fill(out.adam_beta1, d.adam_beta1);
+  fill(out.adam_beta2, d.adam_beta2);
+  fill(out.adam_eps, d.adam_eps);
+  fill(out.weight_decay, d.weight_decay);
+  fill(out.max_grad_norm, d.max_grad_norm);
+  fill(out.total_steps, d.total_steps);
+  fill(out.warmup_steps, d.warmup_steps);
+  fill(out.hidden_size, d.hidden_size);
+  fill(out.precision, d.precision);
+  out.defaults.reset();
+  return out;
+}
+
 }  // namespace
 
 DsConfig load_ds_config(const json& raw, const AutoValues& from_flags, int world_size, std::vector<std::string>* warnings,
@@ -372,9 +396,10 @@ DsConfig load_ds_config(const json& raw, const AutoValues& from_flags, int world
 
   ValidatedTree tree = validate_tree(raw, source, found);
   json& resolved = tree.canonical;
-  resolve_autos(resolved, tree.autos, from_flags, source);
+  const AutoValues filled = with_defaults(from_flags);
+  resolve_autos(resolved, tree.autos, filled, source);
   check_cross_keys(resolved, source, found);
-  const BatchConfig batch = resolve_batch(resolved, from_flags, world_size, source);
+  const BatchConfig batch = resolve_batch(resolved, filled, world_size, source);
   DsConfig config = build_typed(resolved, batch);
   check_flag_agreement(config, from_flags, source);
   collect_status(resolved, source, found, config.unimplemented);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,6 +60,10 @@ struct AutoValues {
   std::optional<int64_t> hidden_size;
   std::optional<Precision> precision;
   AutoFlagNames flags;
+  // dsworker's own defaults for the values above (its flags' defaults): used to resolve "auto"
+  // (and the micro-batch of a config without batch keys) only where the value above is unset, and
+  // never compared with plain config values — only what the user set is (the Trainer's check).
+  std::shared_ptr<const AutoValues> defaults;
 };
 
 // ---- typed result --------------------------------------------------------------------------------

@@ -147,3 +147,30 @@ TEST_CASE("train_batch_size auto is inferred from the other two") {
   CHECK(c.batch.train_batch_size == 24);
   CHECK(c.resolved_json().at("train_batch_size") == 24);
 }
+
+TEST_CASE("dsworker's defaults resolve \"auto\" but are never compared with plain config values") {
+  using namespace ds::runtime;
+  auto defaults = std::make_shared<AutoValues>();
+  defaults->learning_rate = 1e-3;
+  defaults->micro_batch = 4;
+  defaults->adam_beta1 = 0.9;
+  defaults->adam_beta2 = 0.95;
+  AutoValues flags;
+  flags.defaults = defaults;
+  // "auto" takes the default when the flag is unset...
+  auto c = load_ds_config(nlohmann::json::parse(R"({"train_micro_batch_size_per_gpu": "auto",
+      "optimizer": {"type": "AdamW", "params": {"lr": "auto", "betas": "auto"}}})"), flags, 2, nullptr);
+  CHECK(c.optimizer->lr == 1e-3);
+  CHECK(c.batch.micro_batch == 4);
+  CHECK(c.optimizer->beta2 == 0.95);
+  // ...a plain value that differs from a default is no mismatch...
+  auto plain = load_ds_config(nlohmann::json::parse(R"({"train_micro_batch_size_per_gpu": 2,
+      "optimizer": {"type": "AdamW", "params": {"lr": 1e-4}}})"), flags, 2, nullptr);
+  CHECK(plain.optimizer->lr == 1e-4);
+  CHECK(plain.batch.micro_batch == 2);
+  // ...but one that differs from a flag the user set is.
+  flags.learning_rate = 3e-4;
+  CHECK_THROWS_WITH(load_ds_config(nlohmann::json::parse(R"({"train_micro_batch_size_per_gpu": 2,
+      "optimizer": {"type": "AdamW", "params": {"lr": 1e-4}}})"), flags, 2, nullptr),
+                    Catch::Contains("optimizer.params.lr = 0.0001 vs --lr 0.0003"));
+}
