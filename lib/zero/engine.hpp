@@ -42,6 +42,7 @@
 #include "runtime/device.hpp"
 #include "zero/engine_options.hpp"
 #include "zero/loss_scaler.hpp"
+#include "zero/lr_schedule.hpp"
 #include "zero/partition.hpp"
 
 namespace ds::zero {
@@ -112,11 +113,10 @@ class Engine final : public model::ParamAccess {
   float backward_scale() const;
 
   // At the accumulation boundary (after grad_accum_steps micro-steps): finishes the reductions,
-  // checks for overflow / non-finite gradients, clips, steps the optimizer with `group_lr` (one per
-  // group; the scheduler's output) and `group_beta1` (optional: OneCycle's momentum), re-gathers
-  // params. Collective. Throws NumericsError for a non-finite bf16/fp32 gradient or a loss scale at
-  // its minimum.
-  StepResult step(const std::vector<double>& group_lr, const std::vector<double>& group_beta1 = {});
+  // checks for overflow / non-finite gradients, clips, steps the optimizer with each group's lr
+  // (and OneCycle's beta1/beta2 when set) from the schedule, re-gathers params. Collective. Throws
+  // NumericsError for a non-finite bf16/fp32 gradient or a loss scale at its minimum.
+  StepResult step(const std::vector<GroupValues>& groups);
 
   // ---- state ----
   const EngineOptions& options() const { return m_options; }
@@ -173,7 +173,7 @@ class Engine final : public model::ParamAccess {
   // step parts
   bool check_overflow_and_find_nonfinite(std::string* where);
   double global_grad_norm();
-  void optimizer_step(double combined_scale, const std::vector<double>& group_lr, const std::vector<double>& group_beta1);
+  void optimizer_step(double combined_scale, const std::vector<GroupValues>& groups);
   void post_step_gather();
 
   void track(MemoryReport::Entry& entry, int64_t delta) const;

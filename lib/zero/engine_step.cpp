@@ -101,15 +101,14 @@ double Engine::global_grad_norm() {
   return std::isfinite(norm) ? norm : -1.0;
 }
 
-void Engine::optimizer_step(double combined_scale, const std::vector<double>& group_lr, const std::vector<double>& group_beta1) {
+void Engine::optimizer_step(double combined_scale, const std::vector<GroupValues>& values) {
   const auto& groups = m_options.optimizer.groups;
-  DS_CHECK(group_lr.size() == groups.size(), group_lr.size(), " learning rates for ", groups.size(), " param groups");
-  DS_CHECK(group_beta1.empty() || group_beta1.size() == groups.size());
+  DS_CHECK(values.size() == groups.size(), values.size(), " schedule values for ", groups.size(), " param groups");
   std::vector<AdamHyper> hyper(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
-    hyper[g].lr = static_cast<float>(group_lr[g]);
-    hyper[g].beta1 = static_cast<float>(group_beta1.empty() ? groups[g].beta1 : group_beta1[g]);
-    hyper[g].beta2 = static_cast<float>(groups[g].beta2);
+    hyper[g].lr = static_cast<float>(values[g].lr);
+    hyper[g].beta1 = static_cast<float>(values[g].beta1.value_or(groups[g].beta1));
+    hyper[g].beta2 = static_cast<float>(values[g].beta2.value_or(groups[g].beta2));
     hyper[g].eps = static_cast<float>(groups[g].eps);
     hyper[g].weight_decay = static_cast<float>(groups[g].weight_decay);
     hyper[g].mode = m_options.optimizer.mode;
@@ -170,7 +169,7 @@ void Engine::post_step_gather() {
     if (m_units[u]->persistent) start_gather(static_cast<int>(u));
 }
 
-StepResult Engine::step(const std::vector<double>& group_lr, const std::vector<double>& group_beta1) {
+StepResult Engine::step(const std::vector<GroupValues>& groups) {
   DS_CHECK(m_micro_step == m_options.grad_accum_steps, "step() after ", m_micro_step, " micro-steps; expected ",
            m_options.grad_accum_steps);
   m_micro_step = 0;
@@ -194,9 +193,7 @@ StepResult Engine::step(const std::vector<double>& group_lr, const std::vector<d
       result.applied = false;
       result.grad_norm = -1.0;
       result.next_loss_scale = m_scaler.scale();
-      if (m_rank == 0)
-        log::info("fp16 overflow (", bad_tensor, "): skipping step ", m_steps_applied + m_steps_skipped, ", loss scale ",
-                  result.loss_scale, " -> ", result.next_loss_scale);
+      if (m_rank == 0) log::info("step ", m_steps_applied + m_steps_skipped, ": fp16 gradient overflow in ", bad_tensor, ": ", m_scaler.last_message());
       return result;
     }
     if (m_options.check_nonfinite)
@@ -215,7 +212,7 @@ StepResult Engine::step(const std::vector<double>& group_lr, const std::vector<d
     if (clip > 1.0) combined = clip * scale;
   }
   auto t2 = Clock::now();
-  optimizer_step(combined, group_lr, group_beta1);
+  optimizer_step(combined, groups);
   auto t3 = Clock::now();
   result.optimizer = t3 - t2;
 

@@ -51,6 +51,7 @@ std::string format_estimate_table(const EstimateInput& input, const std::vector<
                                   const std::string& batch_description);
 
 std::string format_gib(int64_t bytes);  // "12.34 GiB"
+std::string format_bytes(int64_t bytes);  // "812 KiB", "37.5 MiB", "12.34 GiB"
 std::string describe_choice(const MemoryEstimate& e);  // "ZeRO-3 + offload_optimizer=cpu + offload_param=cpu"
 
 }  // namespace ds::zero

@@ -96,7 +96,7 @@ EngineResult run_engine(const EngineRun& run) {
           loss_sum += gpt.forward(engine, inputs.data(), targets.data(), B, T);
           gpt.backward(engine, engine.backward_scale());
         }
-        std::vector<double> lrs(options.optimizer.groups.size(), run.lr);
+        std::vector<zero::GroupValues> lrs(options.optimizer.groups.size(), zero::GroupValues{.lr = run.lr});
         auto step_result = engine.step(lrs);
         {
           std::lock_guard lock(mutex);
