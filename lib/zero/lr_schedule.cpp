@@ -196,7 +196,7 @@ void validate_warmup(const char* name, const std::vector<double>& lo, const std:
   per_group(name, "warmup_max_lr", hi, groups);
   for (double x : lo) require_finite_nonnegative(name, "warmup_min_lr", x);
   for (double x : hi) require_finite_nonnegative(name, "warmup_max_lr", x);
-  require_at_least(name, "warmup_num_steps", w, 1);
+  require_at_least(name, "warmup_num_steps", w, 0);  // DeepSpeed takes max(2, w): 0 is valid
 }
 
 void validate(const WarmupLR& o, size_t groups) {
@@ -213,7 +213,7 @@ void validate(const WarmupDecayLR& o, size_t groups) {
 
 void validate(const WarmupCosineLR& o, size_t) {
   require_at_least("WarmupCosineLR", "total_num_steps", o.total_num_steps, 1);
-  require_at_least("WarmupCosineLR", "warmup_num_steps", o.warmup_num_steps, 1);
+  require_at_least("WarmupCosineLR", "warmup_num_steps", o.warmup_num_steps, 0);
   require_finite_nonnegative("WarmupCosineLR", "warmup_min_ratio", o.warmup_min_ratio);
   require_finite_nonnegative("WarmupCosineLR", "cos_min_ratio", o.cos_min_ratio);
   if (o.total_num_steps < warmup_steps(o.warmup_num_steps))

@@ -286,3 +286,19 @@ TEST_CASE("a schedule restored from a checkpoint continues where it stopped") {
   CHECK(a.to_json()["type"] == "WarmupDecayLR");
   CHECK_THROWS_AS(b.load_json(nlohmann::json{{"type", "WarmupDecayLR"}}), CheckpointError);
 }
+
+TEST_CASE("warmup_num_steps 0 is valid and counts as 2, as in DeepSpeed (the Trainer's \"auto\" with no warm-up)") {
+  WarmupCosineLR o;
+  o.total_num_steps = 10;
+  o.warmup_num_steps = 0;
+  o.warmup_type = WarmupType::linear;
+  LrSchedule s(o, k_one_group);
+  // W = max(2, 0) = 2: t = 0 runs at ratio 0, t = 1 at 1/2, then the cosine part.
+  CHECK(lr_at(s, 0) == Approx(0.0).margin(1e-12));
+  CHECK(lr_at(s, 1) == Approx(0.25));
+  WarmupLR w;
+  w.warmup_num_steps = 0;
+  CHECK_NOTHROW(LrSchedule(w, k_one_group));
+  w.warmup_num_steps = -1;
+  CHECK_THROWS_AS(LrSchedule(w, k_one_group), ConfigError);
+}
