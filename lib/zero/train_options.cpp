@@ -206,6 +206,10 @@ LrScheduleOptions schedule_options(const runtime::DsConfig& config) {
     case runtime::SchedulerType::lr_range_test:
       return LRRangeTest{s.lr_range_test_min_lr, s.lr_range_test_step_size, s.lr_range_test_step_rate,
                          s.lr_range_test_staircase ? Staircase::yes : Staircase::no};
+    case runtime::SchedulerType::torch_other:  // refused by refuse_unimplemented() in engine_options()
+      throw ConfigError("ds_config.json: scheduler.type '" + s.type_name +
+                        "' (a torch.optim.lr_scheduler class) is not implemented; use WarmupLR, WarmupDecayLR, "
+                        "WarmupCosineLR, OneCycle or LRRangeTest");
   }
   return ConstantLR{};
 }
