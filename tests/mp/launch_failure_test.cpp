@@ -186,3 +186,45 @@ TEST_CASE("with --max_restarts 1, dslaunch restarts the whole group once with TO
     CHECK(slurp(box.dir.file("starts")).find("attempt 3") == std::string::npos);
   }
 }
+
+TEST_CASE("torchrun's --redirects/--tee write DIR/<run_id>/attempt_<k>/<local_rank>/{stdout,stderr}.log, under $TMPDIR/dslaunch-<uid> without --log_dir") {
+  Sandbox box;
+  const std::string prog = box.script("talk", "echo \"out of $RANK\"\necho \"err of $RANK\" >&2\n");
+  SECTION("--redirects 3 without --log_dir: files only, in a directory the note names") {
+    const RunResult r = box.run({"--num_gpus=2", "--master_port=0", "--rdzv_id=job1", "--redirects=3", prog},
+                                {{"TMPDIR", box.dir.path()}});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const std::string root = box.dir.file("dslaunch-" + std::to_string(::getuid()));
+    CHECK(r.err.find("files go under " + root) != std::string::npos);
+    CHECK(r.out.find("out of") == std::string::npos);
+    CHECK(r.err.find("err of") == std::string::npos);
+    for (const std::string rank : {"0", "1"}) {
+      CHECK(slurp(root + "/job1/attempt_0/" + rank + "/stdout.log") == "out of " + rank + "\n");
+      CHECK(slurp(root + "/job1/attempt_0/" + rank + "/stderr.log") == "err of " + rank + "\n");
+    }
+  }
+  SECTION("--log_dir DIR --tee 1: stdout to the file and the console, stderr to the console only") {
+    const RunResult r = box.run({"--num_gpus=2", "--master_port=0", "--rdzv_id=job2", "--log_dir=logs", "--tee=1", prog});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    for (const std::string rank : {"0", "1"}) {
+      CHECK(slurp(box.dir.file("logs/job2/attempt_0/" + rank + "/stdout.log")) == "out of " + rank + "\n");
+      CHECK_FALSE(std::filesystem::exists(box.dir.file("logs/job2/attempt_0/" + rank + "/stderr.log")));
+      CHECK(r.out.find("[rank " + rank + "] out of " + rank + "\n") != std::string::npos);
+      CHECK(r.err.find("[rank " + rank + "] err of " + rank + "\n") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("with --save_pid, dslaunch's pid is in /tmp/<pid>.deepspeed while the job runs, and the file is gone after") {
+  Sandbox box;
+  // A rank's parent is dslaunch: it copies the pid file it finds.
+  const std::string prog = box.script("prog", "cat /tmp/$PPID.deepspeed > seen\necho $PPID > parent\n");
+  const RunResult r = box.run({"--master_port=0", "--save_pid", prog});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string parent = slurp(box.dir.file("parent"));
+  CHECK(slurp(box.dir.file("seen")).find(parent.substr(0, parent.find('\n'))) == 0);
+  CHECK_FALSE(std::filesystem::exists("/tmp/" + parent.substr(0, parent.find('\n')) + ".deepspeed"));
+}
