@@ -228,3 +228,17 @@ TEST_CASE("with --save_pid, dslaunch's pid is in /tmp/<pid>.deepspeed while the 
   CHECK(slurp(box.dir.file("seen")).find(parent.substr(0, parent.find('\n'))) == 0);
   CHECK_FALSE(std::filesystem::exists("/tmp/" + parent.substr(0, parent.find('\n')) + ".deepspeed"));
 }
+
+TEST_CASE("a rank that never reaches rendezvous makes the others time out after --rdzv_timeout, naming the barrier and who is missing") {
+  Sandbox box;
+  // Rank 1 never connects; rank 0 is a native worker (env_dump with ENV_DUMP_STORE) waiting in a barrier.
+  const std::string prog =
+      box.script("prog", "if [ \"$RANK\" = 1 ]; then exec sleep 1000; fi\nexec \"" + env_dump_bin() + "\"\n");
+  const RunResult r = box.run({"--num_gpus=2", "--master_port=0", "--rdzv_timeout=1", prog}, {{"ENV_DUMP_STORE", "1"}});
+  INFO(r.err);
+  CHECK(r.exit_code == 91);  // env_dump's exit code for an exception
+  CHECK(r.err.find("  rank      : 0 (local rank 0)") != std::string::npos);
+  CHECK(r.err.find("[rank 0] env_dump: rendezvous barrier 'env_dump/0' timed out after 1 s: 1 of 2 ranks joined; "
+                   "missing ranks: 1") != std::string::npos);
+  CHECK(r.seconds < 30);
+}
