@@ -285,12 +285,22 @@ WorkerProcess::WorkerProcess(const WorkerSpec& spec, const SpawnOptions& options
   plan.debug_pieces = debug_piece_ptrs.data();
   plan.debug_piece_count = static_cast<int>(debug_piece_ptrs.size());
 
+  // Every signal stays blocked from fork until the child has reset its dispositions (child_main:
+  // ChildSignalReset::apply unblocks them). Otherwise a SIGTERM sent to the new rank's group in
+  // that window (a fail-fast stop right after start) runs the supervisor's handler in the child,
+  // which writes to the supervisor's self-pipe: the supervisor then believes it was signalled
+  // itself (ending the job and cancelling restarts), and the child survives the SIGTERM.
+  sigset_t all_signals, parent_mask;
+  sigfillset(&all_signals);
+  ::pthread_sigmask(SIG_BLOCK, &all_signals, &parent_mask);
   const pid_t pid = ::fork();
+  const int fork_errno = errno;
+  if (pid == 0) child_main(plan);
+  ::pthread_sigmask(SIG_SETMASK, &parent_mask, nullptr);
   if (pid < 0) {
     throw ResourceError("cannot start rank " + std::to_string(spec.global_rank) + ": fork failed: " +
-                        std::strerror(errno) + " (process limit `ulimit -u`, or not enough memory)");
+                        std::strerror(fork_errno) + " (process limit `ulimit -u`, or not enough memory)");
   }
-  if (pid == 0) child_main(plan);
   m_pid = pid;
   m_started_at = std::chrono::steady_clock::now();
   // Also from this side, so that a signal sent right after we return reaches the whole group.
