@@ -50,7 +50,9 @@ int run_plan(const LaunchPlan& plan, const LaunchOptions& options) {
   // What native workers read (protected by the job token; torch workers cannot see these keys).
   store.set("dslaunch/run_id", run_id);
   store.set("dslaunch/world_size", std::to_string(plan.world_size));
-  store.set("dslaunch/plan", plan_to_json(plan));
+  LaunchPlan bound = plan;  // what workers read: the port actually bound (--master_port=0 picks one)
+  bound.master_port = store.port();
+  store.set("dslaunch/plan", plan_to_json(bound));
   if (config) {
     store.set("dslaunch/config", *config);
     store.set("dslaunch/config_path", *plan.config_path);
