@@ -48,11 +48,13 @@ for t in "${targets[@]}"; do
   # -timeout: a single input running this long is a hang. -rss_limit_mb: above this is a memory blowup.
   # The first corpus folder receives new inputs; the seeds folder is only read.
   parallel=()
+  dict=()
+  if [[ -f "fuzz/$t.dict" ]]; then dict=(-dict="fuzz/$t.dict"); fi  # words worth trying (flag names ...)
   if [[ "$jobs" -gt 1 ]]; then parallel=(-jobs="$jobs" -workers="$jobs"); fi  # else: one process, this one
   # shellcheck disable=SC2086
   if ! "$build_dir/fuzz/${t}_fuzz" "$build_dir/corpus/$t" "fuzz/corpus/$t" \
       -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
-      -artifact_prefix="$build_dir/artifacts/$t/" "${parallel[@]}" ${DS_FUZZ_ARGS:-}; then
+      -artifact_prefix="$build_dir/artifacts/$t/" "${parallel[@]}" "${dict[@]}" ${DS_FUZZ_ARGS:-}; then
     echo "== $t: found a problem; see $build_dir/artifacts/$t/" >&2
     status=1
   fi
