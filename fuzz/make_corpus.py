@@ -137,6 +137,7 @@ def options():
     argv("all_counts", ["--num_gpus", "-1", "--num_nodes", "-1", "train.py"], 8, 0x20)
     argv("deepspeed_configs", ["train.py", "--deepspeed", "a.json", "--deepspeed_config=b.json"])
     argv("no_program", ["--num_gpus", "2"])
+    argv("plus_minus_number", ["--num_gpus", "+-1", "--redirects", "+-0:1", "train.py"])
 
 
 # ---- store streams ------------------------------------------------------------------------------
