@@ -1,10 +1,10 @@
 // Fuzz target "resource_filter": DeepSpeed's --include/--exclude specs (lib/launch/resources.hpp).
 //
 // Input: the first line is a filter spec; the rest, if any, is a hostfile. The spec is applied as
-// --include and as --exclude to a fixed pool (worker-0 slots=4, worker-1 slots=2, localhost slots=8)
-// and, when the rest parses as a hostfile, to that pool too; it is also read as a
-// CUDA_VISIBLE_DEVICES value. --num_nodes / --num_gpus counts taken from the spec's length narrow
-// each result further.
+// --include and as --exclude to a fixed pool (worker-0 slots=4, worker-1 slots=2, localhost
+// slots=8) and, when the rest parses as a hostfile of at most 65536 slots in all, to that pool
+// too; it is also read as a CUDA_VISIBLE_DEVICES value. --num_nodes / --num_gpus counts taken from
+// the spec's length narrow each result further.
 //
 // Allowed: ds::HostfileError (spec, hostfile, counts), ds::UsageError (CUDA_VISIBLE_DEVICES).
 // Properties, whenever a call returns:
