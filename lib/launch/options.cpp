@@ -54,7 +54,10 @@ std::string in_quotes(std::string_view s) { return "'" + std::string(s) + "'"; }
 std::optional<long long> to_integer(std::string_view text) {
   long long value = 0;
   const char* begin = text.data();
-  if (!text.empty() && text.front() == '+') ++begin;
+  if (!text.empty() && text.front() == '+') {
+    ++begin;
+    if (begin != text.data() + text.size() && *begin == '-') return std::nullopt;  // "+-1" is no number
+  }
   const auto [end, ec] = std::from_chars(begin, text.data() + text.size(), value);
   if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
   return value;
