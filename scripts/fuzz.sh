@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets_all=(hostfile resource_filter options store_protocol store_server)
+targets_all=(hostfile resource_filter options store_protocol store_server config)
 target=${1:-all}
 seconds=${2:-60}
 build_dir=${DS_FUZZ_BUILD_DIR:-build-fuzz}

@@ -90,5 +90,6 @@ TEST_CASE("the store server survives every corpus stream and then serves a well-
   CHECK(replay("store_server") >= 10);
 }
 
-// config: the ds_config reader's corpus replays here once fuzz/config_fuzz.cpp exists
-// (fuzz/CMakeLists.txt, ds_fuzz_targets).
+TEST_CASE("the ds_config corpus fails only with config errors, and what loads reloads to the same config") {
+  CHECK(replay("config") >= 10);
+}
