@@ -9,6 +9,7 @@
 #include "launch/run.hpp"
 #include "runtime/error.hpp"
 #include "runtime/log.hpp"
+#include "zero/estimate_run.hpp"
 
 int main(int argc, char** argv) {
   ds::log::set_program("dslaunch");
@@ -23,6 +24,11 @@ int main(int argc, char** argv) {
     for (const std::string& note : plan.notes) ds::log::info(note);
     if (options.dry_run) {
       std::printf("%s\n", ds::launch::plan_to_json(plan).c_str());
+      return 0;
+    }
+    if (options.estimate) {
+      std::fputs(ds::zero::estimate_for_run(plan.program.args, plan.local_world_size(), static_cast<int>(plan.nodes.size())).c_str(),
+                 stdout);
       return 0;
     }
     return ds::launch::run_plan(plan, options);

@@ -11,6 +11,10 @@
 namespace ds::launch {
 namespace {
 
+// Above any CPU id Linux gives (NR_CPUS is at most 8192): a larger id is a typo, and expanding a
+// range up to it would take minutes and gigabytes (0-2147483647 also overflowed the loop below).
+constexpr int k_max_core_id = 65535;
+
 bool parse_int(std::string_view s, int& out) {
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return !s.empty() && ec == std::errc{} && end == s.data() + s.size() && out >= 0;
@@ -42,6 +46,9 @@ std::vector<int> parse_core_list(std::string_view text) {
     if (last < first)
       throw UsageError(what + ": range '" + std::string(token) + "' runs backwards: write " + std::to_string(last) +
                        "-" + std::to_string(first));
+    if (last > k_max_core_id)
+      throw UsageError(what + ": core " + std::to_string(last) + " is beyond any CPU id (at most " +
+                       std::to_string(k_max_core_id) + "): list this host's cores, e.g. 0-7");
     for (int core = first; core <= last; ++core) {
       if (!seen.insert(core).second)
         throw UsageError(what + " lists core " + std::to_string(core) + " twice: list each core once");

@@ -9,7 +9,7 @@
 namespace ds::launch {
 
 // "1,3-5,7" -> {1,3,4,5,7}, in the order given. Throws UsageError naming the token for a bad
-// number, a backwards range, or a core listed twice.
+// number, a backwards range, a core id above 65535, or a core listed twice.
 std::vector<int> parse_core_list(std::string_view text);
 
 // One logical CPU per physical core (the lowest-numbered hyperthread of each core), among the CPUs

@@ -46,7 +46,7 @@ struct Raw {
               redirects, tee, rdzv_backend, rdzv_endpoint, rdzv_id, debug_rank, rdzv_timeout, kill_grace, log_level;
   bool force_multi = false, no_ssh = false, no_ssh_check = false, module = false, no_python = false,
        no_local_rank = false, bind_cores_to_rank = false, save_pid = false, elastic_training = false,
-       standalone = false, dry_run = false, quiet = false;
+       standalone = false, dry_run = false, estimate = false, quiet = false;
 };
 
 std::string in_quotes(std::string_view s) { return "'" + std::string(s) + "'"; }
@@ -54,7 +54,10 @@ std::string in_quotes(std::string_view s) { return "'" + std::string(s) + "'"; }
 std::optional<long long> to_integer(std::string_view text) {
   long long value = 0;
   const char* begin = text.data();
-  if (!text.empty() && text.front() == '+') ++begin;
+  if (!text.empty() && text.front() == '+') {
+    ++begin;
+    if (begin != text.data() + text.size() && *begin == '-') return std::nullopt;  // "+-1" is no number
+  }
   const auto [end, ec] = std::from_chars(begin, text.data() + text.size(), value);
   if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
   return value;
@@ -240,6 +243,8 @@ struct Parser {
 
     const char* o = k_group_dslaunch;
     flag("--dry_run", raw.dry_run, "print the launch plan as JSON and exit; start nothing", o);
+    flag("--estimate", raw.estimate, "print the memory each ZeRO stage and offload choice needs for this dsworker run "
+                                     "(its --model, --micro_batch, --seq_len, --deepspeed) on this world; start nothing", o);
     text("--debug_rank", raw.debug_rank, "N", "", "rank N waits for a debugger; the others wait for it without timing out", o);
     text("--rdzv_timeout", raw.rdzv_timeout, "SECONDS", "300", "how long rendezvous waits for every rank (0: forever)", o);
     text("--kill_grace", raw.kill_grace, "SECONDS", "5", "after SIGTERM, how long ranks get before SIGKILL", o);
@@ -434,6 +439,8 @@ LaunchOptions convert(const Parser& p, std::vector<std::string> rest) {
 
   // ---- dslaunch ----
   out.dry_run = r.dry_run;
+  out.estimate = r.estimate;
+  if (out.dry_run && out.estimate) throw UsageError("--dry_run and --estimate both print instead of running: pass one");
   if (p.given("--log_level")) out.log_level = log_level_value(r.log_level);
   if (r.quiet) {
     if (out.log_level && *out.log_level != log::Level::error)

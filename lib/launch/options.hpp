@@ -113,6 +113,7 @@ struct LaunchOptions {
 
   // ---- dslaunch ----
   bool dry_run = false;
+  bool estimate = false;                // --estimate: memory table for the dsworker run; start nothing
   std::optional<log::Level> log_level;  // --log_level / -q; unset: DSLAUNCH_LOG_LEVEL or info
 };
 

@@ -201,6 +201,13 @@ json parse_config_text(std::string_view text, std::string_view source) {
         (complaint.find("parsing array - unexpected") != std::string::npos && complaint.find("expected ']'") != std::string::npos))
       complaint += " (is a comma missing before it?)";
     throw ConfigError(located(source, text, offset, complaint));
+  } catch (const json::out_of_range& e) {
+    // A number past double's range (e.g. 2e888): nlohmann reports it without a position.
+    std::string what = e.what();
+    const auto quote = what.find('\'');
+    const std::string number = quote == std::string::npos ? what : what.substr(quote);
+    throw ConfigError(std::string(source) + ": a number is too large for a double: " + number +
+                      "; write a number below 1.8e308 (bucket sizes and thresholds are element counts, e.g. 5e8)");
   }
 }
 

@@ -93,15 +93,18 @@ LoadedConfig load_config(const TrainOptions& o, runtime::StoreClient* store, int
   return out;
 }
 
+// --device auto: the GPU when the GPU path can train, else the CPU. The CUDA model kernels and
+// NCCL are the next piece of work, so for now auto means cpu, said once on GPU hosts.
 std::unique_ptr<runtime::Device> make_device(const TrainOptions& o, const runtime::World& w) {
-  std::string want = o.device;
-  if (want == "auto") want = w.device == "cuda" ? "cuda" : "cpu";
-  if (want == "cpu") return runtime::make_cpu_device();
-  if (want == "cuda") {
-    // The GPU model kernels come with the GPU path (NCCL, CUDA ops); until then CPU ranks train.
-    throw ResourceError("training on GPUs is not implemented yet (the CUDA model kernels and NCCL come next); run "
-                        "with --device cpu to train on CPU ranks");
+  if (o.device == "cpu") return runtime::make_cpu_device();
+  if (o.device == "auto") {
+    if (w.device == "cuda" && w.rank == 0)
+      log::info("GPUs are present, but dsworker's GPU kernels are not built yet: training on CPU ranks (--device cpu)");
+    return runtime::make_cpu_device();
   }
+  if (o.device == "cuda")
+    throw ResourceError("training on GPUs is not implemented yet (the CUDA model kernels and NCCL come next); run "
+                        "with --device cpu (or auto) to train on CPU ranks");
   throw UsageError("--device '" + o.device + "' is not one of auto, cpu, cuda");
 }
 

@@ -210,3 +210,12 @@ TEST_CASE("config errors exit with the config exit code") {
     CHECK(e.code() == ds::ExitCode::config);
   }
 }
+
+TEST_CASE("a number too large for a double is a config error, not an internal one") {
+  using namespace ds::runtime;
+  CHECK_THROWS_AS(load_ds_config_text(R"({"zero_optimization": {"reduce_bucket_size": 2e888}})", {}, 1, nullptr, "ds_config.json"),
+                  ds::ConfigError);
+  CHECK_THROWS_WITH(load_ds_config_text(R"({"zero_optimization": {"reduce_bucket_size": 2e888}})", {}, 1, nullptr, "ds_config.json"),
+                    "ds_config.json: a number is too large for a double: '2e888'; write a number below 1.8e308 (bucket sizes "
+                    "and thresholds are element counts, e.g. 5e8)");
+}

@@ -61,6 +61,17 @@ TEST_CASE("a bad core list is an error naming the token") {
         "--bind_core_list '-1': '-1' is not a core number or range: write core ids and ranges, e.g. 1,3-5,7");
 }
 
+TEST_CASE("a core id beyond any CPU's is an error at once, not a range expanded for minutes") {
+  // Seen while writing the options fuzzer, which times out on fuzz/corpus/options/
+  // repro_bind_core_list_huge_range without the fix: the range was expanded core by core into a
+  // set (gigabytes, minutes), and ++core would overflow at INT_MAX.
+  CHECK(message_of<ds::UsageError>([] { parse_core_list("0-2147483647"); }) ==
+        "--bind_core_list '0-2147483647': core 2147483647 is beyond any CPU id (at most 65535): list this host's cores, e.g. 0-7");
+  CHECK(message_of<ds::UsageError>([] { parse_core_list("1,65536"); }) ==
+        "--bind_core_list '1,65536': core 65536 is beyond any CPU id (at most 65535): list this host's cores, e.g. 0-7");
+  CHECK(parse_core_list("65535") == std::vector<int>{65535});
+}
+
 TEST_CASE("cores split evenly across ranks and the remainder stays unused") {
   CHECK(split_cores({0, 1, 2, 3, 4, 5, 6, 7}, 4, "x") == std::vector<std::vector<int>>{{0, 1}, {2, 3}, {4, 5}, {6, 7}});
   CHECK(split_cores({1, 3, 4, 5, 7}, 2, "x") == std::vector<std::vector<int>>{{1, 3}, {4, 5}});

@@ -198,6 +198,10 @@ TEST_CASE("conflicting flags are errors naming both") {
 TEST_CASE("bad values are errors naming the flag, the value and what to give") {
   CHECK(usage_error({"--num_gpus", "abc", "p"}) == "--num_gpus 'abc' is not a whole number: give the number of GPUs per node (N >= 1), or -1 for all");
   CHECK(usage_error({"--num_gpus", "0", "p"}) == "--num_gpus 0 asks for no GPUs per node: give the number of GPUs per node (N >= 1), or -1 for all");
+  // "+-1" used to be read as -1 ("all"); Python's int(), which DeepSpeed and torchrun use, refuses it.
+  CHECK(usage_error({"--num_gpus", "+-1", "p"}) == "--num_gpus '+-1' is not a whole number: give the number of GPUs per node (N >= 1), or -1 for all");
+  CHECK(usage_error({"--redirects", "+-0:1", "p"}).find("--redirects '+-0:1' is not a stream selection") == 0);
+  CHECK(options_of({"--num_gpus", "+2", "p"}).procs->count == 2);
   CHECK(usage_error({"--num_nodes", "-2", "p"}) == "--num_nodes -2 is out of range: give the number of nodes (N >= 1), or -1 for all");
   CHECK(usage_error({"--master_port", "-1", "p"}) == "--master_port -1 is not a port: give a port 1-65535, or 0 for any free port");
   CHECK(usage_error({"--master_port", "70000", "p"}) == "--master_port 70000 is not a port: give a port 1-65535, or 0 for any free port");

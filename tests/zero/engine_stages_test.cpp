@@ -5,6 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
+
+#include "runtime/error.hpp"
 
 #include "zero/engine_support.hpp"
 #include "zero/partition.hpp"
@@ -189,4 +192,27 @@ TEST_CASE("optimizer offload moves the optimizer bytes from device to host memor
   CHECK(offloaded.memory[0].host_peak >= offloaded.memory[0].optimizer.peak);
   CHECK(on_device.memory[0].host_peak == 0);
   CHECK(offloaded.memory[0].device_peak < on_device.memory[0].device_peak);
+}
+
+TEST_CASE("a NaN gradient in bf16 stops the step with a message naming the tensor and the step, parameters untouched") {
+  for (int stage : {0, 3}) {
+    auto run = base_run(2, stage);
+    run.options.compute_dtype = DType::bf16;
+    run.options.comm_dtype = DType::bf16;
+    run.steps = 1;
+    // Poison one weight of block 1's MLP on every rank: its gradient (and the loss) go NaN.
+    run.after_init = [](Engine& engine, runtime::Comm&) {
+      std::vector<std::vector<float>> saved;
+      engine.load_optimizer_space([&](int unit, int64_t begin, int64_t count, Engine::StateTensor which, float* out) {
+        std::fill(out, out + count, 0.01f);
+        if (which == Engine::StateTensor::master && engine.layout().units[static_cast<size_t>(unit)].name == "h.1")
+          out[0] = std::numeric_limits<float>::quiet_NaN();
+      });
+    };
+    INFO("stage " << stage);
+    CHECK_THROWS_AS(run_engine(run), NumericsError);
+    CHECK_THROWS_WITH(run_engine(run), Catch::Contains("non-finite gradient (NaN or inf) in transformer.") &&
+                                           Catch::Contains("at step 1 (bf16)") &&
+                                           Catch::Contains("the parameters and the last checkpoint are intact"));
+  }
 }
