@@ -41,7 +41,7 @@ double mem_available_bytes() {
 
 }  // namespace
 
-TEST_CASE("a training rank killed with SIGKILL stops the job within seconds: dslaunch exits 137 naming the rank, SIGKILL and the OOM killer") {
+TEST_CASE("a training rank killed with SIGKILL stops the job within seconds, and dslaunch exits 137 naming the rank, SIGKILL and the OOM killer") {
   Sandbox box;
   Background job(std::vector<std::string>{ds::test::dslaunch_bin(), "--num_gpus=2", "--master_port=0", ds::test::dsworker_bin()} +
                      tiny_job(1000000),
@@ -108,7 +108,7 @@ TEST_CASE("--device cuda on a build without the GPU training path stops the job 
   CHECK(r.err.find("dslaunch exits with 7") != std::string::npos);
 }
 
-TEST_CASE("a model that cannot fit this machine's memory is refused before anything big is allocated: exit 7 saying what does not fit, by how much, and what would") {
+TEST_CASE("a model that cannot fit this machine's memory is refused before anything big is allocated, with exit 7 and a message saying what does not fit, by how much, and what would") {
   // gpt2-13b in fp32 on 2 CPU ranks with ZeRO stage 0 needs over 500 GiB of host memory.
   const double available = mem_available_bytes();
   if (available > 400.0 * (1ull << 30)) {

@@ -44,7 +44,7 @@ int step_of(const std::string& tag) {
 
 }  // namespace
 
-TEST_CASE("a job resumed from its step-3 checkpoint repeats steps 4 to 6 bit for bit: the same losses, learning rates, gradient norms, weights and Adam moments") {
+TEST_CASE("a job resumed from its step-3 checkpoint repeats steps 4 to 6 bit for bit (losses, learning rates, gradient norms, weights and Adam moments)") {
   Sandbox box;
   launch_dsworker_ok(box, 2, training_args(6, "zero2.json", 2) + std::vector<std::string>{"--save_dir", "full", "--save_interval", "3", "--metrics", "full.jsonl"});
   REQUIRE(fs::exists(box.dir.file("full/global_step3/manifest.json")));
@@ -164,4 +164,26 @@ TEST_CASE("a job killed with SIGKILL while it trains and saves every step leaves
     CHECK(fs::exists(box.dir.file("ckpt/global_step" + std::to_string(s) + "/manifest.json")));
   const Weights weights = export_weights(box, box.dir.file("ckpt"), "final_hf");
   CHECK(!weights.empty());
+}
+
+TEST_CASE("a new job saving into a save_dir that holds an earlier job's checkpoints of the same steps replaces them, so latest and the export are the new job's model") {
+  Sandbox box;
+  launch_dsworker_ok(box, 2, training_args(4, "zero2.json", 2) + std::vector<std::string>{"--save_dir", "ckpt", "--save_interval", "2"});
+  // Another model (as `scripts/run.sh --model ...` after a first run.sh): same tags, other tensors.
+  const RunResult r = launch_dsworker_ok(
+      box, 2,
+      std::vector<std::string>{"--model", "n_layer=1,n_head=2,n_embd=48,seq_len=32,vocab_size=256", "--seq_len", "16", "--threads", "1",
+                               "--steps", "4", "--micro_batch", "2", "--save_dir", "ckpt", "--save_interval", "2"});
+  CHECK(r.err.find("checkpoint global_step4 saved to ckpt (replacing an earlier one of that tag)") != std::string::npos);
+  CHECK(latest_tag(box.dir.file("ckpt")) == "global_step4");
+  for (const std::string tag : {"global_step2", "global_step4"}) {
+    INFO(tag);
+    const nlohmann::json manifest = nlohmann::json::parse(slurp(box.dir.file("ckpt/" + tag + "/manifest.json")));
+    CHECK(manifest.at("model").at("n_embd") == 48);
+    CHECK(manifest.at("model").at("n_layer") == 1);
+  }
+  const Weights weights = export_weights(box, box.dir.file("ckpt"), "hf");
+  REQUIRE(weights.count("transformer.wte.weight") == 1);
+  CHECK(weights.at("transformer.wte.weight").size() == 256u * 48u);
+  CHECK(weights.count("transformer.h.1.attn.c_attn.weight") == 0);
 }
