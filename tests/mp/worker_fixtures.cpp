@@ -36,11 +36,12 @@ RunResult launch_dsworker(const Sandbox& box, int ranks, const std::vector<std::
   return box.run(args, {}, timeout);
 }
 
-RunResult run_hermetic(const Sandbox& box, const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+RunResult run_hermetic(const Sandbox& box, const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                       std::chrono::milliseconds timeout) {
   RunOptions options;
   options.cwd = box.dir.path();
   options.timeout = timeout;
-  options.set_env = box.env_with({});
+  options.set_env = box.env_with(env);
   for (char** e = environ; *e; ++e) {
     const std::string kv = *e;
     const std::string name = kv.substr(0, kv.find('='));

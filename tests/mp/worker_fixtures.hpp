@@ -38,7 +38,8 @@ RunResult launch_dsworker(const Sandbox& box, int ranks, const std::vector<std::
 
 // Any program (argv[0] a path) in the sandbox's dir with the environment dslaunch gets there
 // (hermetic_env(): no launcher variables, so a dsworker started this way is a lone rank).
-RunResult run_hermetic(const Sandbox& box, const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 120s);
+RunResult run_hermetic(const Sandbox& box, const std::vector<std::string>& argv,
+                       const std::map<std::string, std::string>& env = {}, std::chrono::milliseconds timeout = 120s);
 
 // A run that must succeed: fails the test (REQUIRE) with its output when dslaunch exits non-zero.
 RunResult launch_dsworker_ok(const Sandbox& box, int ranks, const std::vector<std::string>& worker_args,
