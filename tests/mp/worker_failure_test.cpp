@@ -98,7 +98,7 @@ TEST_CASE("a train_batch_size that is not micro-batch x accumulation x world siz
   CHECK(r.err.find("dslaunch exits with 4") != std::string::npos);
 }
 
-TEST_CASE("--device cuda on a build without the GPU training path stops the job with the resource exit code 7 and says to use --device cpu") {
+TEST_CASE("a run with --device cuda on a build without the GPU training path stops the job with the resource exit code 7 and says to use --device cpu") {
   Sandbox box;
   const RunResult r = launch_dsworker(box, 2, tiny_job(3) + std::vector<std::string>{"--device", "cuda"});
   INFO(r.err);

@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,37 +45,67 @@ int step_of(const std::string& tag) {
 
 }  // namespace
 
-TEST_CASE("a job resumed from its step-3 checkpoint repeats steps 4 to 6 bit for bit (losses, learning rates, gradient norms, weights and Adam moments)") {
-  Sandbox box;
-  launch_dsworker_ok(box, 2, training_args(6, "zero2.json", 2) + std::vector<std::string>{"--save_dir", "full", "--save_interval", "3", "--metrics", "full.jsonl"});
-  REQUIRE(fs::exists(box.dir.file("full/global_step3/manifest.json")));
-  REQUIRE(latest_tag(box.dir.file("full")) == "global_step6");
+TEST_CASE("a job resumed from a mid-run checkpoint repeats the rest bit for bit (losses, learning rates, gradient norms, loss scales, weights and Adam moments) in fp32, bf16 and fp16") {
+  struct Variant {
+    std::string name;
+    std::string config;                     // a file of configs/, or one written into the sandbox
+    std::vector<std::string> extra;         // flags besides the model's
+    int steps, save_at;
+  };
+  // fp16: the loss scale starts too high (2^17) and grows after every 2 good steps, so it overflows,
+  // skips and halves on both sides of the checkpoint: the scaler's state must come back whole.
+  const std::string scaler_config =
+      R"({"train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 3},
+          "fp16": {"enabled": true, "initial_scale_power": 17, "loss_scale_window": 2, "hysteresis": 1}})";
+  const std::vector<Variant> variants = {
+      {"fp32, ZeRO-2, warm-up + cosine schedule", shipped_config("zero2.json"), {"--precision", "fp32", "--micro_batch", "2", "--warmup_steps", "2"}, 6, 3},
+      {"bf16, ZeRO-2", shipped_config("bf16_zero2.json"), {"--micro_batch", "2", "--warmup_steps", "2"}, 6, 3},
+      {"fp16 with dynamic loss scaling, ZeRO-3", "scaler.json", {}, 10, 5},
+  };
+  for (const Variant& v : variants) {
+    INFO(v.name);
+    Sandbox box;
+    box.dir.write("scaler.json", scaler_config);
+    const auto args = small_model_args(v.steps) + std::vector<std::string>{"--deepspeed", v.config} + v.extra;
+    const std::string saved = "full/global_step" + std::to_string(v.save_at);
+    const std::string last = "global_step" + std::to_string(v.steps);
+    launch_dsworker_ok(box, 2, args + std::vector<std::string>{"--save_dir", "full", "--save_interval", std::to_string(v.save_at), "--metrics", "full.jsonl"});
+    REQUIRE(fs::exists(box.dir.file(saved + "/manifest.json")));
+    REQUIRE(latest_tag(box.dir.file("full")) == last);
 
-  const RunResult r = launch_dsworker_ok(
-      box, 2, training_args(6, "zero2.json", 2) + std::vector<std::string>{"--resume", "full/global_step3", "--save_dir", "resumed", "--metrics", "resumed.jsonl"});
-  CHECK(r.err.find("resumed from full/global_step3 at step 3 (saved with 2 rank(s), ZeRO stage 2)") != std::string::npos);
+    const RunResult r = launch_dsworker_ok(box, 2, args + std::vector<std::string>{"--resume", saved, "--save_dir", "resumed", "--metrics", "resumed.jsonl"});
+    CHECK(r.err.find("resumed from " + saved + " at step " + std::to_string(v.save_at) + " (saved with 2 rank(s)") != std::string::npos);
 
-  const auto full = read_step_metrics(box.dir.file("full.jsonl"));
-  const auto resumed = read_step_metrics(box.dir.file("resumed.jsonl"));
-  REQUIRE(full.size() == 6);
-  REQUIRE(resumed.size() == 3);
-  for (size_t i = 0; i < 3; ++i) {
-    const auto& a = full[i + 3];
-    const auto& b = resumed[i];
-    INFO("step " << a.at("step") << "\nuninterrupted: " << a.dump() << "\nresumed:       " << b.dump());
-    CHECK(b.at("step") == a.at("step"));
-    CHECK(b.at("loss").get<double>() == a.at("loss").get<double>());  // JSON numbers are written round-trip exact
-    CHECK(b.at("loss").dump() == a.at("loss").dump());
-    CHECK(b.at("lr") == a.at("lr"));
-    CHECK(b.at("grad_norm").get<double>() == a.at("grad_norm").get<double>());
-    CHECK(b.at("tokens") == a.at("tokens"));
+    const auto full = read_step_metrics(box.dir.file("full.jsonl"));
+    const auto resumed = read_step_metrics(box.dir.file("resumed.jsonl"));
+    REQUIRE(full.size() == static_cast<size_t>(v.steps));
+    REQUIRE(resumed.size() == static_cast<size_t>(v.steps - v.save_at));
+    // What the checkpoint must carry changes after it (the lr schedule; fp16's scale and skips),
+    // or the comparison would prove little.
+    std::set<std::string> after;
+    for (size_t i = static_cast<size_t>(v.save_at); i < full.size(); ++i) after.insert(full[i].at("lr").dump() + " " + full[i].at("loss_scale").dump());
+    CHECK(after.size() > 1);
+    if (v.name.rfind("fp16", 0) == 0) CHECK(full.back().at("skipped_total").get<int>() > full[static_cast<size_t>(v.save_at) - 1].at("skipped_total").get<int>());
+    for (size_t i = 0; i < resumed.size(); ++i) {
+      const auto& a = full[i + static_cast<size_t>(v.save_at)];
+      const auto& b = resumed[i];
+      INFO("step " << a.at("step") << "\nuninterrupted: " << a.dump() << "\nresumed:       " << b.dump());
+      CHECK(b.at("step") == a.at("step"));
+      CHECK(b.at("loss").get<double>() == a.at("loss").get<double>());  // JSON numbers are written round-trip exact
+      CHECK(b.at("loss").dump() == a.at("loss").dump());
+      CHECK(b.at("lr") == a.at("lr"));
+      CHECK(b.at("grad_norm").get<double>() == a.at("grad_norm").get<double>());
+      CHECK(b.at("loss_scale").get<double>() == a.at("loss_scale").get<double>());
+      CHECK(b.at("applied") == a.at("applied"));
+      CHECK(b.at("skipped_total") == a.at("skipped_total"));
+      CHECK(b.at("tokens") == a.at("tokens"));
+    }
+    CHECK(differing(export_weights(box, box.dir.file("resumed"), "resumed_hf"), export_weights(box, box.dir.file("full"), "full_hf")).empty());
+    CHECK(differing(checkpoint_state(box.dir.file("resumed/" + last)), checkpoint_state(box.dir.file("full/" + last))).empty());
+    // The resumed job's final validation saw the same weights too.
+    CHECK(read_done_metrics(box.dir.file("resumed.jsonl")).at("val_loss").get<double>() ==
+          read_done_metrics(box.dir.file("full.jsonl")).at("val_loss").get<double>());
   }
-  CHECK(full[3].at("lr") != full[0].at("lr"));  // the schedule moves: restoring it is tested
-  CHECK(differing(export_weights(box, box.dir.file("resumed"), "resumed_hf"), export_weights(box, box.dir.file("full"), "full_hf")).empty());
-  CHECK(differing(checkpoint_state(box.dir.file("resumed/global_step6")), checkpoint_state(box.dir.file("full/global_step6"))).empty());
-  // The resumed job's validation saw the same weights too.
-  CHECK(read_done_metrics(box.dir.file("resumed.jsonl")).at("val_loss").get<double>() ==
-        read_done_metrics(box.dir.file("full.jsonl")).at("val_loss").get<double>());
 }
 
 TEST_CASE("a checkpoint saved on 2 ranks with ZeRO stage 2 resumes on 1 rank with stage 0 and on 4 ranks with stage 3 (same global batch), continuing within rounding") {

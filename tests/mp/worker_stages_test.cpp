@@ -32,7 +32,7 @@ std::vector<double> losses_of(const std::string& metrics_path) {
 
 }  // namespace
 
-TEST_CASE("on 2 ranks, every shipped ZeRO config (stages 1, 2, 3, offload of optimizer and params) trains to bitwise the same weights as stage 0 (fp32, no accumulation)") {
+TEST_CASE("on 2 and on 4 ranks, every shipped ZeRO config (stages 1, 2, 3, offload of optimizer and params) trains to bitwise the same weights as stage 0 (fp32, no accumulation)") {
   const std::vector<StageRun> runs = {
       {"zero0.json", "ZeRO stage 0, fp32"},
       {"zero1.json", "ZeRO stage 1, fp32"},
@@ -41,31 +41,33 @@ TEST_CASE("on 2 ranks, every shipped ZeRO config (stages 1, 2, 3, offload of opt
       {"zero2_offload.json", "ZeRO stage 2 + optimizer offload, fp32"},
       {"zero3_offload.json", "ZeRO stage 3 + optimizer offload + param offload, fp32"},
   };
-  Sandbox box;
-  Weights reference_weights, reference_state;
-  std::vector<double> reference_losses;
-  for (const auto& run : runs) {
-    INFO("config " << run.config);
-    const std::string name = run.config.substr(0, run.config.find('.'));
-    const auto args = small_model_args(k_steps) + std::vector<std::string>{"--deepspeed", shipped_config(run.config), "--precision", "fp32",
-                                                                         "--micro_batch", "2", "--save_dir", name, "--metrics", name + ".jsonl"};
-    const RunResult r = launch_dsworker_ok(box, 2, args);
-    CHECK(r.err.find(run.summary + ", 2 rank(s) on cpu, global batch 4 x 16 tokens (micro-batch 2, accumulation 1)") !=
-          std::string::npos);
-    const Weights weights = export_weights(box, box.dir.file(name), name + "_hf");
-    const Weights state = checkpoint_state(box.dir.file(name + "/global_step" + std::to_string(k_steps)));
-    const std::vector<double> losses = losses_of(box.dir.file(name + ".jsonl"));
-    REQUIRE(losses.size() == static_cast<size_t>(k_steps));
-    if (reference_weights.empty()) {
-      reference_weights = weights;
-      reference_state = state;
-      reference_losses = losses;
-      CHECK(losses.back() < losses.front());  // it trained: the comparison below is not of untouched weights
-      continue;
+  for (int ranks : {2, 4}) {
+    Sandbox box;
+    Weights reference_weights, reference_state;
+    std::vector<double> reference_losses;
+    for (const auto& run : runs) {
+      INFO(ranks << " ranks, config " << run.config);
+      const std::string name = run.config.substr(0, run.config.find('.'));
+      const auto args = small_model_args(k_steps) + std::vector<std::string>{"--deepspeed", shipped_config(run.config), "--precision", "fp32",
+                                                                           "--micro_batch", "2", "--save_dir", name, "--metrics", name + ".jsonl"};
+      const RunResult r = launch_dsworker_ok(box, ranks, args);
+      CHECK(r.err.find(run.summary + ", " + std::to_string(ranks) + " rank(s) on cpu, global batch " + std::to_string(2 * ranks) +
+                       " x 16 tokens (micro-batch 2, accumulation 1)") != std::string::npos);
+      const Weights weights = export_weights(box, box.dir.file(name), name + "_hf");
+      const Weights state = checkpoint_state(box.dir.file(name + "/global_step" + std::to_string(k_steps)));
+      const std::vector<double> losses = losses_of(box.dir.file(name + ".jsonl"));
+      REQUIRE(losses.size() == static_cast<size_t>(k_steps));
+      if (reference_weights.empty()) {
+        reference_weights = weights;
+        reference_state = state;
+        reference_losses = losses;
+        CHECK(losses.back() < losses.front());  // it trained: the comparison below is not of untouched weights
+        continue;
+      }
+      CHECK(differing(weights, reference_weights).empty());
+      CHECK(differing(state, reference_state).empty());  // Adam moments too
+      CHECK(losses == reference_losses);
     }
-    CHECK(differing(weights, reference_weights).empty());
-    CHECK(differing(state, reference_state).empty());  // Adam moments too
-    CHECK(losses == reference_losses);
   }
 }
 
