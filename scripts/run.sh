@@ -4,13 +4,18 @@
 # launched by dslaunch, on the built-in corpus: 2 GPU ranks when the GPU path can train, else 2 CPU
 # ranks. Progress every 10 steps; checkpoints and metrics under runs/main/.
 # Extra arguments go to dsworker (e.g. `scripts/run.sh --steps 100 --model gpt2`).
+# DS_RUN_DIR: another place for checkpoints and metrics; DS_SKIP_BUILD=1: no install or build, use
+# the binaries $DS_BUILD_DIR holds (tests/mp/worker_run_script_test.cpp runs this script so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
 build_dir=${DS_BUILD_DIR:-build}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build_dir" -j"$(nproc)" --target dslaunch dsworker
-mkdir -p runs/main
+run_dir=${DS_RUN_DIR:-runs/main}
+if [ -z "${DS_SKIP_BUILD:-}" ]; then
+  scripts/install-deps.sh
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build_dir" -j"$(nproc)" --target dslaunch dsworker
+fi
+mkdir -p "$run_dir"
 exec "$build_dir/apps/launcher/dslaunch" --num_gpus=2 --master_port=0 \
   "$build_dir/apps/worker/dsworker" --deepspeed configs/zero3_offload.json --model tiny --steps 400 \
-  --save_dir runs/main --save_interval 100 --metrics runs/main/metrics.jsonl --eval_interval 100 "$@"
+  --save_dir "$run_dir" --save_interval 100 --metrics "$run_dir/metrics.jsonl" --eval_interval 100 "$@"

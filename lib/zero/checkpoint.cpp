@@ -70,9 +70,16 @@ std::string default_tag(int64_t step) { return "global_step" + std::to_string(st
 bool save_checkpoint(Engine& engine, runtime::Comm& comm, const std::string& save_dir, const std::string& tag,
                      const model::GptConfig& model, const nlohmann::json& trainer_state, const nlohmann::json& config) {
   const fs::path tag_dir = fs::path(save_dir) / tag;
-  // Every rank decides the same way: a complete checkpoint of this tag is already there.
-  if (complete(tag_dir)) return false;
   std::error_code ec;
+  // An earlier job's complete checkpoint of this tag: no longer complete before any shard changes.
+  bool replaced = false;
+  if (comm.rank() == 0 && complete(tag_dir)) {
+    replaced = true;
+    if (!fs::remove(tag_dir / k_manifest_name, ec) || ec)
+      throw IoError("cannot replace the checkpoint " + tag_dir.string() + ": removing its " + k_manifest_name + " failed: " +
+                    ec.message() + "; check the permissions of --save_dir, or choose another one");
+  }
+  comm.barrier();
   fs::create_directories(tag_dir, ec);
   if (ec && !fs::is_directory(tag_dir))
     throw IoError("cannot create checkpoint directory " + tag_dir.string() + ": " + ec.message() +
@@ -130,7 +137,7 @@ bool save_checkpoint(Engine& engine, runtime::Comm& comm, const std::string& sav
     write_file_atomic((fs::path(save_dir) / "latest").string(), tag);
   }
   comm.barrier();
-  return true;
+  return replaced;
 }
 
 std::string resolve_checkpoint_dir(const std::string& path) {

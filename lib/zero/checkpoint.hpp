@@ -41,8 +41,11 @@ std::string shard_file_name(int rank);     // "optim_rank_00003.safetensors"
 std::string default_tag(int64_t step);     // "global_step<step>" (DeepSpeed's default)
 
 // Saves a checkpoint under save_dir/tag. Collective: every rank calls it with the same arguments.
-// `trainer_state` and `config` go into the manifest (rank 0's copy is written). Returns false and
-// writes nothing when save_dir/tag already holds a complete checkpoint (the same step saved twice).
+// `trainer_state` and `config` go into the manifest (rank 0's copy is written). A complete
+// checkpoint already under save_dir/tag (an earlier job run into the same save_dir) is replaced,
+// as DeepSpeed does: its manifest is removed before any shard is rewritten, so a crash during the
+// rewrite leaves the tag incomplete (never loaded), not a mix of two jobs' shards that looks
+// complete. Returns true on rank 0 when it replaced such a checkpoint (for the log).
 // Throws IoError (naming the path) when anything cannot be written; the previous checkpoint and
 // `latest` stay intact.
 bool save_checkpoint(Engine& engine, runtime::Comm& comm, const std::string& save_dir, const std::string& tag,

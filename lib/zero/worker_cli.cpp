@@ -30,6 +30,11 @@ runtime::Precision parse_precision(const std::string& text) {
 WorkerCommand parse_train(const std::vector<std::string>& args) {
   TrainOptions o;
   CLI::App app("dsworker train: one rank of a data-parallel GPT-2 training run with ZeRO (start it with dslaunch)", "dsworker");
+  // A flag given twice takes its last value, as Python's argparse does (the training scripts
+  // dsworker stands in for), so a wrapper's extra arguments override its defaults:
+  // `scripts/run.sh --steps 30` runs dsworker with `--steps 400 ... --steps 30`. Repeatable
+  // flags (--param_group) still collect every value.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string precision, config, config_alt;
   std::optional<double> lr;
   app.add_option("--deepspeed", config, "DeepSpeed config (ds_config.json); dslaunch ships it through its store");
