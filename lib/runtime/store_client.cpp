@@ -263,9 +263,11 @@ bool StoreClient::check(const std::vector<std::string>& keys) {
 }
 
 void StoreClient::wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) {
-  run("wait", keys, [&](SteadyTime deadline) {
+  run("wait", keys, [&](SteadyTime) {
     if (wait_locked(keys, timeout)) return;
-    // Name the keys still missing: one CHECK per key (only on this failure path).
+    // Name the keys still missing: one CHECK per key (only on this failure path). The wait used up
+    // the deadline run() computed, so these replies get a fresh one.
+    const SteadyTime deadline = deadline_after(m_options.timeout);
     std::vector<std::string> missing;
     for (const auto& key : keys) {
       WireWriter request;

@@ -223,3 +223,14 @@ TEST_CASE("the server listens on IPv6 loopback when asked, and clients reach it"
   CHECK(client.add("v6", 2) == 2);
   CHECK(server->try_get("v6") == "2");
 }
+
+TEST_CASE("a wait as long as the client's own timeout still times out naming the missing keys") {
+  StoreServer server({});
+  // The wait uses up the client's whole timeout; naming the missing keys afterwards must not be
+  // cut short by that same, spent deadline (it once reported "no reply from the store" instead).
+  StoreClient client({.host = "127.0.0.1", .port = server.port(), .timeout = 300ms});
+  client.set("here", "1");
+  CHECK_THROWS_AS(client.wait({"here", "missing"}, 300ms), RendezvousTimeout);
+  CHECK_THROWS_WITH(client.wait({"here", "missing"}, 300ms), Catch::Contains("missing: 'missing' (of 2 waited for)"));
+  CHECK(client.try_get("here") == "1");  // the connection is still usable
+}
