@@ -230,6 +230,9 @@ int main(int argc, char** argv) {
   for (const char* name : {"CUDA_VISIBLE_DEVICES", "DSLAUNCH_GPU_COUNT", "DSLAUNCH_DEBUG_RANK", "RANK", "WORLD_SIZE",
                            "MASTER_ADDR", "MASTER_PORT", "DSLAUNCH_STORE_ADDR", "DSLAUNCH_STORE_PORT", "DSLAUNCH_TOKEN"})
     env.erase(name);
+  // CPU ranks everywhere: the launcher's cost does not depend on the device, and a GPU host has
+  // fewer than 8 GPUs to select (dslaunch would refuse --num_gpus=8 there).
+  env["DSLAUNCH_GPU_COUNT"] = "0";
   Spawner spawner;
 
   // Direct: 8 programs, each with its rank's environment (built beforehand, as a launcher would
