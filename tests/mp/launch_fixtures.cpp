@@ -174,47 +174,6 @@ int shell_status(int wait_status) {
   return -1;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-bool wait_for_line(const std::string& path, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (slurp(path).find('\n') != std::string::npos) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return false;
-}
-
-bool wait_for_text(const std::string& path, const std::string& text, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (slurp(path).find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return false;
-}
-
-pid_t read_pid(const std::string& path) {
-  std::ifstream in(path);
-  long pid = -1;
-  in >> pid;
-  if (pid <= 0) throw std::runtime_error("no pid in " + path);
-  return static_cast<pid_t>(pid);
-}
-
-bool wait_gone(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!process_alive(pid)) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return !process_alive(pid);
-}
 
 std::string unhex(const std::string& hex) {
   std::string out;

@@ -79,16 +79,12 @@ class Background {
 // The exit code of a wait status: WEXITSTATUS, or 128+signal (as a shell reports it).
 int shell_status(int wait_status);
 
-// Waits until `path` exists and holds a complete line; false after `timeout`.
-bool wait_for_line(const std::string& path, std::chrono::milliseconds timeout = 30s);
-// Waits until the file at `path` contains `text`; false after `timeout`.
-bool wait_for_text(const std::string& path, const std::string& text, std::chrono::milliseconds timeout = 30s);
-// The first number in the file.
-pid_t read_pid(const std::string& path);
-// Waits until `pid` is gone (a zombie counts as gone); false after `timeout`.
-bool wait_gone(pid_t pid, std::chrono::milliseconds timeout = 10s);
-
-std::string slurp(const std::string& path);
+// slurp, wait_for_line, wait_for_text, read_pid, wait_gone: tests/support/process.hpp.
+using ds::test::read_pid;
+using ds::test::slurp;
+using ds::test::wait_for_line;
+using ds::test::wait_for_text;
+using ds::test::wait_gone;
 std::string unhex(const std::string& hex);
 // The exact argv a dump recorded (from argv_hex).
 std::vector<std::string> argv_of(const nlohmann::json& dump);

@@ -81,13 +81,6 @@ CapturedConsole::~CapturedConsole() {
   ::close(m_err);
 }
 
-static std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string CapturedConsole::out() const { return slurp(m_out_path); }
 std::string CapturedConsole::err() const { return slurp(m_err_path); }
 
@@ -103,41 +96,6 @@ JobRun run_captured(const TempDir& dir, const launch::WorkerFactory& factory, co
   return run;
 }
 
-bool wait_for_file(const std::string& path, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::string text = slurp(path);
-    if (text.find('\n') != std::string::npos) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
-}
-
-bool wait_for_text(const std::string& path, const std::string& text, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (slurp(path).find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
-}
-
-pid_t read_pid(const std::string& path) {
-  std::ifstream in(path);
-  long pid = -1;
-  in >> pid;
-  if (pid <= 0) throw std::runtime_error("no pid in " + path);
-  return static_cast<pid_t>(pid);
-}
-
-bool wait_gone(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!process_alive(pid)) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return !process_alive(pid);
-}
 
 Background::Background(const std::vector<std::string>& argv, const TempDir& dir)
     : m_out_path(dir.file("background.out")), m_err_path(dir.file("background.err")) {

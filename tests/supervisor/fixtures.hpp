@@ -58,13 +58,12 @@ JobRun run_captured(const TempDir& dir, const launch::WorkerFactory& factory,
                     const launch::SuperviseOptions& supervise = fast_options(),
                     const launch::OutputOptions& output = {});
 
-// Waits until `path` exists with a complete first line; false after `timeout`.
-bool wait_for_file(const std::string& path, std::chrono::milliseconds timeout = 30s);
-// Waits until `path` contains `text`; false after `timeout`.
-bool wait_for_text(const std::string& path, const std::string& text, std::chrono::milliseconds timeout = 30s);
-pid_t read_pid(const std::string& path);
-// Waits until `pid` is gone (or a zombie); false after `timeout`.
-bool wait_gone(pid_t pid, std::chrono::milliseconds timeout = 10s);
+// wait_for_line, wait_for_text, read_pid, wait_gone, slurp: tests/support/process.hpp.
+using ds::test::read_pid;
+using ds::test::slurp;
+using ds::test::wait_for_line;
+using ds::test::wait_for_text;
+using ds::test::wait_gone;
 
 // A program running in the background (its own process group), stdout/stderr in files.
 class Background {

@@ -146,7 +146,7 @@ TEST_CASE("a console that nobody reads does not delay stopping the ranks") {
   std::size_t bytes_read = 0;
   std::thread reader([&] {
     // Read nothing until rank 0 is dead (or 30 s passed); then drain until the job ends.
-    if (wait_for_file(dir.file("r0.pid"))) rank0_gone_unread = wait_gone(read_pid(dir.file("r0.pid")), 30s);
+    if (wait_for_line(dir.file("r0.pid"))) rank0_gone_unread = wait_gone(read_pid(dir.file("r0.pid")), 30s);
     char buf[65536];
     while (true) {
       ssize_t n = ::read(console_pipe[0], buf, sizeof buf);

@@ -24,7 +24,7 @@ std::vector<pid_t> wait_for_ranks(const TempDir& dir, int ranks) {
   std::vector<pid_t> pids;
   for (int r = 0; r < ranks; ++r) {
     const std::string path = dir.file("rank" + std::to_string(r) + ".pid");
-    REQUIRE(wait_for_file(path));
+    REQUIRE(wait_for_line(path));
     pids.push_back(read_pid(path));
   }
   return pids;

@@ -167,6 +167,45 @@ bool process_alive(pid_t pid) {
   return line[close_paren + 2] != 'Z';
 }
 
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Polls a condition every 5 ms until it holds or the timeout passes (tests wait for files other
+// processes write; there is nothing to block on).
+template <typename Condition>
+static bool poll_until(Condition condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    usleep(5000);
+  }
+  return condition();
+}
+
+bool wait_for_line(const std::string& path, std::chrono::milliseconds timeout) {
+  return poll_until([&] { return slurp(path).find('\n') != std::string::npos; }, timeout);
+}
+
+bool wait_for_text(const std::string& path, const std::string& text, std::chrono::milliseconds timeout) {
+  return poll_until([&] { return slurp(path).find(text) != std::string::npos; }, timeout);
+}
+
+pid_t read_pid(const std::string& path) {
+  std::ifstream in(path);
+  long pid = -1;
+  in >> pid;
+  if (pid <= 0) throw std::runtime_error("no pid in " + path);
+  return static_cast<pid_t>(pid);
+}
+
+bool wait_gone(pid_t pid, std::chrono::milliseconds timeout) {
+  return poll_until([&] { return !process_alive(pid); }, timeout);
+}
+
 #ifndef DSLAUNCH_BIN
 #define DSLAUNCH_BIN "dslaunch"
 #endif

@@ -52,6 +52,17 @@ class TempDir {
 // True if a process with this pid exists (and is not a zombie).
 bool process_alive(pid_t pid);
 
+// The whole file ("" when it does not exist).
+std::string slurp(const std::string& path);
+// Waits until `path` exists and holds a complete line; false after `timeout`.
+bool wait_for_line(const std::string& path, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+// Waits until the file at `path` contains `text`; false after `timeout`.
+bool wait_for_text(const std::string& path, const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+// The first number in the file (a pid a test program wrote); throws std::runtime_error when none.
+pid_t read_pid(const std::string& path);
+// Waits until `pid` is gone (a zombie counts as gone); false after `timeout`.
+bool wait_gone(pid_t pid, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 // Paths of the binaries under test (compile definitions set by tests/CMakeLists.txt).
 std::string dslaunch_bin();
 std::string dsworker_bin();
