@@ -453,20 +453,4 @@ void accumulate_f32(float* dst, const void* src, DType src_type, int64_t n) {
   });
 }
 
-double sum_squares_blocked(const float* x, int64_t n) {
-  const int64_t blocks = (n + k_norm_block - 1) / k_norm_block;
-  std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
-  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      double s = 0.0;
-      const int64_t end = std::min(n, (b + 1) * k_norm_block);
-      for (int64_t i = b * k_norm_block; i < end; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-      partial[static_cast<size_t>(b)] = s;
-    }
-  });
-  double total = 0.0;
-  for (double s : partial) total += s;
-  return total;
-}
-
 }  // namespace ds::zero

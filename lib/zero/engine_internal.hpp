@@ -41,9 +41,5 @@ struct Engine::PendingReduction {
 void convert_scaled(void* dst, DType dst_type, const void* src, DType src_type, int64_t n, float scale);
 // dst (fp32) += src (any dtype), element-wise.
 void accumulate_f32(float* dst, const void* src, DType src_type, int64_t n);
-// Sum of squares in fixed blocks of k_norm_block elements (double partials, added in order):
-// the same value whatever the thread count.
-double sum_squares_blocked(const float* x, int64_t n);
-inline constexpr int64_t k_norm_block = 4096;
 
 }  // namespace ds::zero

@@ -12,41 +12,19 @@
 #include "runtime/log.hpp"
 #include "runtime/parallel.hpp"
 #include "zero/engine_internal.hpp"
+#include "zero/grad_norm.hpp"
 
 namespace ds::zero {
 
 using Clock = std::chrono::steady_clock;
 using runtime::MemoryKind;
 
-namespace {
-
-// Index of the first non-finite element of x[0, n), or -1. Deterministic (lowest index).
-int64_t first_nonfinite(const float* x, int64_t n) {
-  const int64_t block = 1 << 16;
-  const int64_t blocks = (n + block - 1) / block;
-  std::vector<int64_t> found(static_cast<size_t>(blocks), -1);
-  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t end = std::min(n, (b + 1) * block);
-      for (int64_t i = b * block; i < end; ++i)
-        if (!std::isfinite(x[i])) {
-          found[static_cast<size_t>(b)] = i;
-          break;
-        }
-    }
-  });
-  for (int64_t f : found)
-    if (f >= 0) return f;
-  return -1;
-}
-
-}  // namespace
 
 // Every rank learns whether any rank's gradient holds a NaN/inf, and (for the message) the
 // highest-numbered param that does somewhere.
 bool Engine::check_overflow_and_find_nonfinite(std::string* where) {
   const float* accum = m_grad_accum.as<float>();
-  const int64_t bad = first_nonfinite(accum, m_space_numel);
+  const int64_t bad = find_nonfinite(accum, m_space_numel);
   float code = 0.0f;  // param id + 1 of the bad element, exact in fp32 below 2^24 params
   if (bad >= 0) {
     for (const auto& seg : m_segments) {
@@ -80,13 +58,13 @@ double Engine::global_grad_norm() {
     for (int r = 0; r < m_world; ++r)
       for (size_t u = 0; u < m_layout.units.size(); ++u) {
         const auto& up = m_partition.unit(static_cast<int>(u));
-        per_rank[static_cast<size_t>(r)] += sum_squares_blocked(accum + m_full_offset[u] + static_cast<int64_t>(r) * up.slice, up.slice);
+        per_rank[static_cast<size_t>(r)] += sum_of_squares(accum + m_full_offset[u] + static_cast<int64_t>(r) * up.slice, up.slice);
       }
   } else {
     double mine = 0.0;
     for (size_t u = 0; u < m_layout.units.size(); ++u) {
       const auto& up = m_partition.unit(static_cast<int>(u));
-      mine += sum_squares_blocked(accum + up.shard_offset, up.slice);
+      mine += sum_of_squares(accum + up.shard_offset, up.slice);
     }
     // A double travels as two fp32 words through all_gather (a copy, so bit-exact).
     float send[2];
@@ -97,8 +75,7 @@ double Engine::global_grad_norm() {
   }
   double total = 0.0;
   for (double s : per_rank) total += s;
-  const double norm = std::sqrt(total);
-  return std::isfinite(norm) ? norm : -1.0;
+  return global_norm_from_sum(total);
 }
 
 void Engine::optimizer_step(double combined_scale, const std::vector<GroupValues>& values) {
@@ -206,11 +183,7 @@ StepResult Engine::step(const std::vector<GroupValues>& groups) {
   const double scaled_norm = global_grad_norm();
   const double scale = m_scaler.scale();
   result.grad_norm = scaled_norm >= 0 ? scaled_norm / scale : -1.0;
-  double combined = scale;
-  if (m_options.gradient_clipping > 0 && scaled_norm >= 0) {
-    const double clip = ((scaled_norm / scale) + 1e-6) / m_options.gradient_clipping;
-    if (clip > 1.0) combined = clip * scale;
-  }
+  const double combined = clip_coefficient(scaled_norm, scale, m_options.gradient_clipping);
   auto t2 = Clock::now();
   optimizer_step(combined, groups);
   auto t3 = Clock::now();

@@ -22,12 +22,7 @@ std::string estimate_for_run(const std::vector<std::string>& worker_args, int ra
   const int world = ranks_per_node * nodes;
   nlohmann::json raw = train->config_path ? runtime::parse_config_text(runtime::read_config_file(*train->config_path), *train->config_path)
                                           : nlohmann::json::object();
-  if (!raw.contains("optimizer"))
-    raw["optimizer"] = {{"type", "AdamW"}, {"params", {{"lr", "auto"}, {"betas", "auto"}, {"eps", "auto"}, {"weight_decay", "auto"}}}};
-  if (!train->config_path) {
-    raw["bf16"] = {{"enabled", "auto"}};
-    raw["fp16"] = {{"enabled", "auto"}};
-  }
+  add_flag_driven_keys(raw, *train, train->config_path.has_value());
   runtime::DsConfig cfg = runtime::load_ds_config(raw, auto_values(*train, mc.n_embd), world, nullptr,
                                                   train->config_path.value_or("dsworker flags"));
   if (train->stage) cfg.zero.stage = *train->stage;

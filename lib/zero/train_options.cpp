@@ -177,6 +177,19 @@ EngineOptions engine_options(const runtime::DsConfig& config, const model::Model
   return o;
 }
 
+void add_flag_driven_keys(nlohmann::json& raw, const TrainOptions& o, bool from_file) {
+  if (!raw.contains("optimizer"))
+    raw["optimizer"] = {{"type", "AdamW"},
+                        {"params", {{"lr", "auto"}, {"betas", "auto"}, {"eps", "auto"}, {"weight_decay", "auto"}}}};
+  if (from_file) return;
+  raw["gradient_clipping"] = "auto";
+  raw["bf16"] = {{"enabled", "auto"}};
+  raw["fp16"] = {{"enabled", "auto"}};
+  if (o.warmup_steps && *o.warmup_steps > 0)
+    raw["scheduler"] = {{"type", "WarmupLR"},
+                        {"params", {{"warmup_min_lr", 0}, {"warmup_max_lr", "auto"}, {"warmup_num_steps", "auto"}, {"warmup_type", "linear"}}}};
+}
+
 LrScheduleOptions schedule_options(const runtime::DsConfig& config) {
   if (!config.scheduler) return ConstantLR{};
   const auto& s = *config.scheduler;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "model/params.hpp"
 #include "runtime/config.hpp"
 #include "zero/engine_options.hpp"
@@ -67,6 +69,13 @@ ParamGroupOverride parse_param_group(const std::string& text);  // throws UsageE
 // that matches no parameter.
 EngineOptions engine_options(const runtime::DsConfig& config, const model::ModelLayout& layout,
                              const std::vector<ParamGroupOverride>& overrides);
+
+// What dsworker adds to a raw config before reading it: an AdamW block resolved from its flags when
+// the config has no optimizer (as the Hugging Face Trainer builds its own optimizer); with no
+// config file (`from_file` false) also the precision, clipping and, with --warmup_steps, a linear
+// WarmupLR, all "auto" (so the flags and dsworker's defaults decide, and the resolved config that
+// rank 0 prints shows what ran).
+void add_flag_driven_keys(nlohmann::json& raw, const TrainOptions& options, bool from_file);
 
 // The LR schedule of the config ("scheduler" block), or constant lrs without one.
 LrScheduleOptions schedule_options(const runtime::DsConfig& config);

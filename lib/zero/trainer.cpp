@@ -54,23 +54,6 @@ struct LoadedConfig {
   std::vector<std::string> warnings;
 };
 
-// What dsworker adds to a config: an AdamW block resolved from its flags when the config has no
-// optimizer (as the Hugging Face Trainer builds its own optimizer); without any config file also
-// the precision, clipping and, with --warmup_steps, a linear WarmupLR, all "auto" (so the flags and
-// dsworker's defaults decide, and the printed resolved config shows what ran).
-void add_flag_driven_keys(nlohmann::json& raw, const TrainOptions& o, bool from_file) {
-  if (!raw.contains("optimizer"))
-    raw["optimizer"] = {{"type", "AdamW"},
-                        {"params", {{"lr", "auto"}, {"betas", "auto"}, {"eps", "auto"}, {"weight_decay", "auto"}}}};
-  if (from_file) return;
-  raw["gradient_clipping"] = "auto";
-  raw["bf16"] = {{"enabled", "auto"}};
-  raw["fp16"] = {{"enabled", "auto"}};
-  if (o.warmup_steps && *o.warmup_steps > 0)
-    raw["scheduler"] = {{"type", "WarmupLR"},
-                        {"params", {{"warmup_min_lr", 0}, {"warmup_max_lr", "auto"}, {"warmup_num_steps", "auto"}, {"warmup_type", "linear"}}}};
-}
-
 // The config dslaunch shipped through the store wins (remote nodes need no copy of the file);
 // then --deepspeed FILE; then flags alone.
 LoadedConfig load_config(const TrainOptions& o, runtime::StoreClient* store, int world_size, int64_t hidden) {
