@@ -27,7 +27,7 @@ struct TrainOptions {
   std::optional<double> lr;                // --lr
   std::optional<int64_t> micro_batch;      // --micro_batch (--micro_batch_size)
   std::optional<int64_t> grad_accum;       // --grad_accum_steps
-  std::optional<int> seq_len;              // --seq_len; default: the model's (capped at 256 on CPU for tiny runs? no: the model's)
+  std::optional<int> seq_len;              // --seq_len; default: the model's seq_len
   std::optional<double> weight_decay, adam_beta1, adam_beta2, adam_eps, max_grad_norm;
   std::optional<int64_t> warmup_steps;
   std::optional<runtime::Precision> precision;  // --precision fp32|bf16|fp16
