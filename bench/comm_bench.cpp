@@ -21,11 +21,12 @@
 #include <sstream>
 #include <thread>
 
-#include "runtime/comm_bandwidth.hpp"
-#include "runtime/comm_gloo.hpp"
-#include "runtime/memory_store.hpp"
+#include "comm/comm_bandwidth.hpp"
+#include "comm/comm_gloo.hpp"
+#include "store/memory_store.hpp"
 
-using namespace ds::runtime;
+using namespace ds::comm;
+using namespace ds::store;
 
 namespace {
 

@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/dtype.hpp"
-#include "runtime/error.hpp"
-#include "runtime/parallel.hpp"
+#include "base/dtype.hpp"
+#include "base/error.hpp"
+#include "base/parallel.hpp"
 #include "zero/adam.hpp"
 #include "zero/cpu_isa.hpp"
 

@@ -3,7 +3,7 @@
 //   1. 8 x /bin/true: `dslaunch --num_gpus=8 --master_port=0 /bin/true` (8 CPU ranks), from spawning
 //      dslaunch to reaping it, against posix_spawn of the 8 programs + waitpid, and fork + execve.
 //   2. Rendezvous: 8 native ranks (this program with --worker) that connect to the store with the
-//      job token (runtime::StoreClient) and pass a barrier, under dslaunch, against this process
+//      job token (store::StoreClient) and pass a barrier, under dslaunch, against this process
 //      hosting a StoreServer itself and spawning the 8 workers with the same environment.
 //   3. Anchor, when an interpreter with torch is given (--python, default /tmp/tv/bin/python if it
 //      exists): `python -m torch.distributed.run --standalone --nproc_per_node=8 --no-python PROG`
@@ -35,10 +35,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/store_auth.hpp"
-#include "runtime/store_client.hpp"
-#include "runtime/store_server.hpp"
-#include "runtime/world.hpp"
+#include "store/store_auth.hpp"
+#include "store/store_client.hpp"
+#include "store/store_server.hpp"
+#include "comm/world.hpp"
 
 extern char** environ;
 
@@ -51,8 +51,8 @@ constexpr int k_ranks = 8;
 // barrier of all ranks. Exit 0 on success.
 int worker_main() {
   try {
-    const ds::runtime::World world = ds::runtime::world_from_env();
-    ds::runtime::StoreClient::Options options;
+    const ds::comm::World world = ds::comm::world_from_env();
+    ds::store::StoreClient::Options options;
     if (world.launched_by_dslaunch()) {
       options.host = world.store_addr;
       options.port = static_cast<uint16_t>(world.store_port);
@@ -63,7 +63,7 @@ int worker_main() {
     }
     options.timeout = std::chrono::seconds(60);
     options.connect_timeout = std::chrono::seconds(60);
-    ds::runtime::StoreClient client(options);
+    ds::store::StoreClient client(options);
     client.barrier("bench/launch_overhead", world.world_size, world.rank, std::chrono::seconds(60));
     return 0;
   } catch (const std::exception& e) {
@@ -240,11 +240,11 @@ int main(int argc, char** argv) {
   enum class How { posix_spawn, fork_exec };
   auto direct = [&](const std::string& program, bool rendezvous, How how) {
     return [&, program, rendezvous, how] {
-      std::unique_ptr<ds::runtime::StoreServer> server;
+      std::unique_ptr<ds::store::StoreServer> server;
       std::string token;
       if (rendezvous) {
-        token = ds::runtime::generate_token();
-        server = std::make_unique<ds::runtime::StoreServer>(ds::runtime::StoreServerOptions{.token = token});
+        token = ds::store::generate_token();
+        server = std::make_unique<ds::store::StoreServer>(ds::store::StoreServerOptions{.token = token});
       }
       std::vector<CommandLine> commands;
       commands.reserve(k_ranks);

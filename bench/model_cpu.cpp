@@ -16,7 +16,7 @@
 #include "model/gpt.hpp"
 #include "model/ops_matmul.hpp"
 #include "model/resident_params.hpp"
-#include "runtime/parallel.hpp"
+#include "base/parallel.hpp"
 
 using namespace ds;
 using namespace ds::model;

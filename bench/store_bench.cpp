@@ -19,10 +19,10 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/store_client.hpp"
-#include "runtime/store_server.hpp"
+#include "store/store_client.hpp"
+#include "store/store_server.hpp"
 
-using namespace ds::runtime;
+using namespace ds::store;
 using Clock = std::chrono::steady_clock;
 
 namespace {

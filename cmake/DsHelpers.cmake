@@ -1,16 +1,29 @@
 # Helpers shared by every folder's CMakeLists.txt. Folders list their sources by glob, so a new
 # file needs no edit here; the naming rules below give files their special flags.
 
-# ds_add_library(<target> [DEPS <targets...>])
-#   Builds every *.cpp (and, with CUDA, every *.cu) in the calling folder into a static library.
+# ds_add_library(<target> [SOURCES <files...>] [EXCLUDE <files...>] [DEPS <targets...>])
+#   Builds every *.cpp (and, with CUDA, every *.cu) in the calling folder into a static library;
+#   SOURCES names the files instead (a folder holding two libraries), EXCLUDE leaves files out.
 #   Files named *_avx512.cpp get AVX-512 flags, *_avx2.cpp AVX2+FMA flags: code in them must only
 #   run after a run-time CPU check (see lib/zero/adam_cpu.cpp for the dispatch pattern).
 function(ds_add_library target)
-  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
-  file(GLOB cpp_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  cmake_parse_arguments(ARG "" "" "DEPS;SOURCES;EXCLUDE" ${ARGN})
+  if(ARG_SOURCES)
+    list(TRANSFORM ARG_SOURCES PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
+    set(cpp_sources ${ARG_SOURCES})
+    list(FILTER cpp_sources INCLUDE REGEX "\\.cpp$")
+    set(cu_sources ${ARG_SOURCES})
+    list(FILTER cu_sources INCLUDE REGEX "\\.cu$")
+  else()
+    file(GLOB cpp_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+    file(GLOB cu_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cu)
+  endif()
+  foreach(f ${ARG_EXCLUDE})
+    list(REMOVE_ITEM cpp_sources ${CMAKE_CURRENT_SOURCE_DIR}/${f})
+    list(REMOVE_ITEM cu_sources ${CMAKE_CURRENT_SOURCE_DIR}/${f})
+  endforeach()
   set(sources ${cpp_sources})
   if(DS_HAVE_CUDA)
-    file(GLOB cu_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cu)
     list(APPEND sources ${cu_sources})
   endif()
   if(NOT sources)  # a folder with headers only (so far)

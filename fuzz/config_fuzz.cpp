@@ -1,4 +1,4 @@
-// Fuzz target "config": arbitrary bytes as a ds_config.json (lib/runtime/config*.hpp), read with a
+// Fuzz target "config": arbitrary bytes as a ds_config.json (lib/config/config*.hpp), read with a
 // full set of dsworker flags behind "auto" and a world size taken from the input.
 //
 // Allowed: load_ds_config_text returns, or throws ds::ConfigError. Anything else is a bug: a crash,
@@ -12,15 +12,15 @@
 #include <string_view>
 
 #include "fuzz/fuzz_target.hpp"
-#include "runtime/config.hpp"
-#include "runtime/error.hpp"
+#include "config/config.hpp"
+#include "base/error.hpp"
 
 namespace ds::fuzz {
 namespace {
 
-runtime::AutoValues flags() {
-  runtime::AutoValues av;
-  auto d = std::make_shared<runtime::AutoValues>();
+config::AutoValues flags() {
+  config::AutoValues av;
+  auto d = std::make_shared<config::AutoValues>();
   d->learning_rate = 1e-3;
   d->micro_batch = 4;
   d->grad_accum = 1;
@@ -30,7 +30,7 @@ runtime::AutoValues flags() {
   d->weight_decay = 0.1;
   d->max_grad_norm = 1.0;
   d->warmup_steps = 10;
-  d->precision = runtime::Precision::bf16;
+  d->precision = config::Precision::bf16;
   av.defaults = d;
   av.total_steps = 100;
   av.hidden_size = 768;
@@ -41,10 +41,10 @@ runtime::AutoValues flags() {
 
 void config_one_input(std::string_view input) {
   const int world = input.empty() ? 1 : 1 + static_cast<unsigned char>(input.back()) % 8;
-  const runtime::AutoValues av = flags();
-  runtime::DsConfig config;
+  const config::AutoValues av = flags();
+  config::DsConfig config;
   try {
-    config = runtime::load_ds_config_text(input, av, world, nullptr, "fuzz.json");
+    config = config::load_ds_config_text(input, av, world, nullptr, "fuzz.json");
   } catch (const ConfigError&) {
     return;
   }
@@ -55,9 +55,9 @@ void config_one_input(std::string_view input) {
                       std::to_string(b.grad_accum) + " * " + std::to_string(world));
   DS_FUZZ_REQUIRE(config.zero.stage >= 0 && config.zero.stage <= 3, "stage " + std::to_string(config.zero.stage));
   DS_FUZZ_REQUIRE(!(config.precision.fp16.enabled && config.precision.bf16.enabled), "fp16 and bf16 both on");
-  runtime::DsConfig again;
+  config::DsConfig again;
   try {
-    again = runtime::load_ds_config(config.resolved_json(), av, world, nullptr, "resolved");
+    again = config::load_ds_config(config.resolved_json(), av, world, nullptr, "resolved");
   } catch (const ConfigError& e) {
     DS_FUZZ_REQUIRE(false, std::string("the resolved config does not load again: ") + e.what());
   }

@@ -32,7 +32,7 @@
 #include "launch/host.hpp"
 #include "launch/options.hpp"
 #include "launch/plan.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::fuzz {
 namespace {

@@ -25,7 +25,7 @@
 #include "fuzz/fuzz_target.hpp"
 #include "launch/hostfile.hpp"
 #include "launch/resources.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::fuzz {
 namespace {

@@ -1,4 +1,4 @@
-// Fuzz target "store_protocol": the store's request decoder (lib/runtime/store_protocol.hpp) fed
+// Fuzz target "store_protocol": the store's request decoder (lib/store/store_protocol.hpp) fed
 // as a server feeds it: bytes arrive in pieces, complete requests are taken off the front, and a
 // partial one waits for more.
 //
@@ -7,7 +7,7 @@
 // at a time (streams up to 2 KiB; longer ones get a second random split instead).
 //
 // Allowed: decode_request returns (a request and its size, or "need more"), or throws
-// ds::runtime::ProtocolViolation. Properties:
+// ds::store::ProtocolViolation. Properties:
 //   - every split decodes the same requests, then ends the same way (the same violation message,
 //     or the same number of bytes left waiting)
 //   - measuring (out == nullptr) and decoding agree on a complete request's size, and on a violation
@@ -23,13 +23,13 @@
 #include <vector>
 
 #include "fuzz/fuzz_target.hpp"
-#include "runtime/store_protocol.hpp"
+#include "store/store_protocol.hpp"
 
 namespace ds::fuzz {
 namespace {
 
-using runtime::ProtocolViolation;
-using runtime::Request;
+using store::ProtocolViolation;
+using store::Request;
 
 // What feeding a stream produced: its requests, with the bytes each came from, then how it ended.
 struct Decoded {
@@ -44,12 +44,12 @@ bool same_request(const Request& a, const Request& b) {
 }
 
 void check_limits(const Request& r) {
-  DS_FUZZ_REQUIRE(r.keys.size() <= runtime::k_max_key_count, "too many keys decoded");
-  for (const std::string& key : r.keys) DS_FUZZ_REQUIRE(key.size() <= runtime::k_max_key_bytes, "a key over the limit decoded");
+  DS_FUZZ_REQUIRE(r.keys.size() <= store::k_max_key_count, "too many keys decoded");
+  for (const std::string& key : r.keys) DS_FUZZ_REQUIRE(key.size() <= store::k_max_key_bytes, "a key over the limit decoded");
   for (const std::string& value : r.values)
-    DS_FUZZ_REQUIRE(value.size() <= runtime::k_max_value_bytes, "a value over the limit decoded");
-  if (r.type == runtime::QueryType::auth_response)
-    DS_FUZZ_REQUIRE(r.values.size() == 1 && r.values[0].size() <= runtime::k_auth_proof_bytes, "an oversized proof decoded");
+    DS_FUZZ_REQUIRE(value.size() <= store::k_max_value_bytes, "a value over the limit decoded");
+  if (r.type == store::QueryType::auth_response)
+    DS_FUZZ_REQUIRE(r.values.size() == 1 && r.values[0].size() <= store::k_auth_proof_bytes, "an oversized proof decoded");
 }
 
 // Takes every complete request off the front of pending (as the server's Connection::process does).
@@ -64,13 +64,13 @@ bool take_requests(std::string& pending, Decoded& out) {
     const std::string_view rest(exact.get() + offset, size - offset);
     std::optional<size_t> measured;
     try {
-      measured = runtime::decode_request(rest, nullptr);
+      measured = store::decode_request(rest, nullptr);
     } catch (const ProtocolViolation& violation) {
       out.violation = violation.what();
       // Decoding must reach the same verdict as measuring.
       Request request;
       try {
-        runtime::decode_request(rest, &request);
+        store::decode_request(rest, &request);
         DS_FUZZ_REQUIRE(false, "measuring found a violation that decoding did not");
       } catch (const ProtocolViolation& again) {
         DS_FUZZ_REQUIRE(out.violation == again.what(), "measuring and decoding report different violations");
@@ -81,12 +81,12 @@ bool take_requests(std::string& pending, Decoded& out) {
     // would allocate its (up to 128 Ki) keys on every arriving byte, which is slow, not wrong.
     if (!measured) break;
     Request request;
-    const std::optional<size_t> decoded = runtime::decode_request(rest, &request);
+    const std::optional<size_t> decoded = store::decode_request(rest, &request);
     DS_FUZZ_REQUIRE(measured == decoded, "measuring and decoding disagree on the request's size");
     DS_FUZZ_REQUIRE(*decoded >= 1 && *decoded <= rest.size(), "a request size outside the received bytes");
     check_limits(request);
     const std::string_view bytes = rest.substr(0, *decoded);
-    DS_FUZZ_REQUIRE(runtime::encode_request(request) == bytes, "a decoded request does not encode to its bytes");
+    DS_FUZZ_REQUIRE(store::encode_request(request) == bytes, "a decoded request does not encode to its bytes");
     out.requests.push_back(std::move(request));
     out.request_bytes.emplace_back(bytes);
     offset += *decoded;

@@ -1,4 +1,4 @@
-// Fuzz target "store_server": a real StoreServer (lib/runtime/store_server.hpp) on 127.0.0.1, port
+// Fuzz target "store_server": a real StoreServer (lib/store/store_server.hpp) on 127.0.0.1, port
 // 0, fed the input over a real TCP connection; then a well-behaved client must still be served.
 //
 // Input: byte 0 is the mode, the rest the bytes to send.
@@ -32,11 +32,11 @@
 #include <vector>
 
 #include "fuzz/fuzz_target.hpp"
-#include "runtime/log.hpp"
-#include "runtime/store_auth.hpp"
-#include "runtime/store_client.hpp"
-#include "runtime/store_protocol.hpp"
-#include "runtime/store_server.hpp"
+#include "base/log.hpp"
+#include "store/store_auth.hpp"
+#include "store/store_client.hpp"
+#include "store/store_protocol.hpp"
+#include "store/store_server.hpp"
 
 namespace ds::fuzz {
 namespace {
@@ -167,21 +167,21 @@ struct Mode {
 
 // VALIDATE, then the token handshake of store_auth.hpp, done by hand on the raw connection.
 void authenticate(RawConnection& c, bool server_has_token) {
-  runtime::WireWriter challenge;
-  challenge.query(runtime::QueryType::auth_challenge);
+  store::WireWriter challenge;
+  challenge.query(store::QueryType::auth_challenge);
   c.send(challenge.data());
   const std::string length = c.receive(8);
-  runtime::WireReader length_reader(length);
+  store::WireReader length_reader(length);
   uint64_t nonce_size = 0;
   DS_FUZZ_REQUIRE(length_reader.u64(nonce_size), "no reply to AUTH_CHALLENGE");
-  DS_FUZZ_REQUIRE(nonce_size == (server_has_token ? runtime::k_auth_nonce_bytes : 0), "a nonce of the wrong size");
+  DS_FUZZ_REQUIRE(nonce_size == (server_has_token ? store::k_auth_nonce_bytes : 0), "a nonce of the wrong size");
   if (nonce_size == 0) return;  // no token: nothing to prove
   const std::string nonce = c.receive(nonce_size);
-  runtime::WireWriter response;
-  response.query(runtime::QueryType::auth_response);
-  response.bytes(runtime::auth_proof(k_token, nonce));
+  store::WireWriter response;
+  response.query(store::QueryType::auth_response);
+  response.bytes(store::auth_proof(k_token, nonce));
   c.send(response.data());
-  DS_FUZZ_REQUIRE(c.receive(1) == std::string(1, static_cast<char>(runtime::AuthResponse::accepted)),
+  DS_FUZZ_REQUIRE(c.receive(1) == std::string(1, static_cast<char>(store::AuthResponse::accepted)),
                   "the server rejected the right token");
 }
 
@@ -194,13 +194,13 @@ void send_in_pieces(RawConnection& c, std::string_view bytes, size_t max_piece, 
 }
 
 // A client that follows the protocol must get correct answers after whatever came before.
-void check_serves_well_behaved_client(runtime::StoreServer& server, const Mode& mode) {
-  runtime::StoreClientOptions options;
+void check_serves_well_behaved_client(store::StoreServer& server, const Mode& mode) {
+  store::StoreClientOptions options;
   options.port = server.port();
   options.token = mode.server_token ? k_token : "";
   options.timeout = k_patience;
   options.connect_timeout = k_patience;
-  runtime::StoreClient client(options);
+  store::StoreClient client(options);
 
   const std::string counter = "fuzz-check/counter", key = "fuzz-check/key";
   const std::string value("value\0with a NUL", 16);
@@ -239,19 +239,19 @@ void store_server_one_input(std::string_view input) {
   const Mode mode(static_cast<uint8_t>(input[0]));
   const std::string_view bytes = input.substr(1);
 
-  runtime::StoreServerOptions options;
+  store::StoreServerOptions options;
   options.bind_host = "127.0.0.1";
   options.port = 0;
   options.token = mode.server_token ? k_token : "";
   options.require_auth = mode.require_auth;
   options.backlog = 64;
-  runtime::StoreServer server(options);
+  store::StoreServer server(options);
   {
     RawConnection fuzz(server.port());
     if (mode.send_validate) {
-      runtime::WireWriter validate;
-      validate.query(runtime::QueryType::validate);
-      validate.u32(runtime::k_validation_magic);
+      store::WireWriter validate;
+      validate.query(store::QueryType::validate);
+      validate.u32(store::k_validation_magic);
       fuzz.send(validate.data());
     }
     if (mode.authenticate) authenticate(fuzz, mode.server_token);

@@ -7,8 +7,8 @@
 #include "launch/options.hpp"
 #include "launch/plan.hpp"
 #include "launch/run.hpp"
-#include "runtime/error.hpp"
-#include "runtime/log.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
 #include "zero/estimate_run.hpp"
 
 int main(int argc, char** argv) {

@@ -10,9 +10,9 @@
 #include "model/data.hpp"
 #include "model/gpt.hpp"
 #include "model/gpt_layout.hpp"
-#include "runtime/config.hpp"
-#include "runtime/error.hpp"
-#include "runtime/log.hpp"
+#include "config/config.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
 #include "zero/checkpoint.hpp"
 #include "zero/estimate.hpp"
 #include "zero/trainer.hpp"
@@ -26,7 +26,7 @@ void run_estimate(const zero::EstimateCommand& c) {
   zero::EstimateInput in;
   in.gpus_per_node = c.gpus_per_node;
   in.nodes = c.nodes;
-  in.compute_dtype = c.precision == runtime::Precision::fp32 ? DType::f32 : c.precision == runtime::Precision::bf16 ? DType::bf16 : DType::f16;
+  in.compute_dtype = c.precision == config::Precision::fp32 ? DType::f32 : c.precision == config::Precision::bf16 ? DType::bf16 : DType::f16;
   in.comm_dtype = in.compute_dtype;
   std::string batch;
   if (c.params) {
@@ -45,8 +45,8 @@ void run_estimate(const zero::EstimateCommand& c) {
     batch = "micro-batch " + std::to_string(c.micro_batch) + " x " + std::to_string(T) + " tokens";
   }
   if (c.config_path) {
-    runtime::AutoValues av = zero::auto_values(zero::TrainOptions{}, 1024);
-    const auto cfg = runtime::load_ds_config_file(*c.config_path, av, c.gpus_per_node * c.nodes, nullptr);
+    config::AutoValues av = zero::auto_values(zero::TrainOptions{}, 1024);
+    const auto cfg = config::load_ds_config_file(*c.config_path, av, c.gpus_per_node * c.nodes, nullptr);
     const auto& z = cfg.zero;
     in.options.reduce_bucket_size = z.reduce_bucket_size;
     in.options.prefetch_bucket_size = z.prefetch_bucket_size;

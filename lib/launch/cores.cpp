@@ -6,7 +6,7 @@
 #include <set>
 #include <utility>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::launch {
 namespace {

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <system_error>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::launch {
 namespace {

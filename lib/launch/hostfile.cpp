@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::launch {
 namespace {

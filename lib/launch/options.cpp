@@ -7,7 +7,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 #ifndef DSLAUNCH_VERSION
 #define DSLAUNCH_VERSION "unknown"

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "launch/job.hpp"
-#include "runtime/log.hpp"
+#include "base/log.hpp"
 
 namespace ds::launch {
 

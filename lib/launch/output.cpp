@@ -9,8 +9,8 @@
 #include <ctime>
 #include <filesystem>
 
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
 
 namespace ds::launch {
 namespace {

@@ -7,7 +7,7 @@
 #include "launch/cores.hpp"
 #include "launch/hostfile.hpp"
 #include "launch/resources.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::launch {
 namespace {

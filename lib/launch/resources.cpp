@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::launch {
 namespace {

@@ -9,11 +9,11 @@
 
 #include "launch/supervisor.hpp"
 #include "launch/worker_env.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/error.hpp"
-#include "runtime/log.hpp"
-#include "runtime/store_auth.hpp"
-#include "runtime/store_server.hpp"
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "store/store_auth.hpp"
+#include "store/store_server.hpp"
 
 namespace ds::launch {
 namespace {
@@ -42,9 +42,9 @@ int run_plan(const LaunchPlan& plan, const LaunchOptions& options) {
   (void)options;
   const std::optional<std::string> config = read_config(plan);
   const std::string run_id = plan.run_id.value_or(make_run_id());
-  const std::string token = runtime::generate_token();
+  const std::string token = store::generate_token();
 
-  runtime::StoreServer store({.bind_host = plan.master_addr,
+  store::StoreServer store({.bind_host = plan.master_addr,
                               .port = static_cast<uint16_t>(plan.master_port),
                               .token = token});
   // What native workers read (protected by the job token; torch workers cannot see these keys).

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "runtime/check.hpp"
+#include "base/check.hpp"
 
 namespace ds::launch {
 namespace {

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "launch/process_tree.hpp"
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
 
 namespace ds::launch {
 namespace {

@@ -19,8 +19,8 @@
 #include "launch/process_tree.hpp"
 #include "launch/signals.hpp"
 #include "launch/spawn.hpp"
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
 
 namespace ds::launch {
 namespace {

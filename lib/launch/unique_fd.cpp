@@ -6,7 +6,7 @@
 #include <cstring>
 #include <string>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::launch {
 

@@ -1,6 +1,6 @@
 #include "launch/worker_env.hpp"
 
-#include "runtime/check.hpp"
+#include "base/check.hpp"
 
 namespace ds::launch {
 namespace {

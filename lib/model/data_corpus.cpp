@@ -4,7 +4,7 @@
 #include <string_view>
 
 #include "model/data_shuffle.hpp"
-#include "runtime/atomic_file.hpp"
+#include "base/atomic_file.hpp"
 
 namespace ds::model {
 namespace {

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "model/data_shuffle.hpp"
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
-#include "runtime/log.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
 
 namespace ds::model {
 namespace {

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
 
 namespace ds::model {
 namespace {

@@ -3,10 +3,10 @@
 #include <bit>
 #include <cstring>
 
-#include "runtime/atomic_file.hpp"
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
-#include "runtime/mapped_file.hpp"
+#include "base/atomic_file.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
+#include "base/mapped_file.hpp"
 
 namespace ds::model {
 

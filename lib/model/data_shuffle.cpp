@@ -2,7 +2,7 @@
 
 #include <bit>
 
-#include "runtime/check.hpp"
+#include "base/check.hpp"
 
 namespace ds::model {
 

@@ -13,9 +13,9 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/check.hpp"
-#include "runtime/dtype.hpp"
-#include "runtime/parallel.hpp"
+#include "base/check.hpp"
+#include "base/dtype.hpp"
+#include "base/parallel.hpp"
 
 namespace ds::model::detail {
 namespace {

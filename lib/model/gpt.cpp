@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "model/ops.hpp"
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
 
 namespace ds::model {
 namespace {

@@ -17,7 +17,7 @@
 #include "model/gpt_config.hpp"
 #include "model/gpt_layout.hpp"
 #include "model/params.hpp"
-#include "runtime/tensor.hpp"
+#include "base/tensor.hpp"
 
 namespace ds::model {
 

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <sstream>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::model {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "runtime/check.hpp"
+#include "base/check.hpp"
 
 namespace ds::model {
 namespace {

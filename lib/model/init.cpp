@@ -3,8 +3,8 @@
 #include <cmath>
 #include <numbers>
 
-#include "runtime/check.hpp"
-#include "runtime/parallel.hpp"
+#include "base/check.hpp"
+#include "base/parallel.hpp"
 
 namespace ds::model {
 namespace {

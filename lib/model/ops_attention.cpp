@@ -5,9 +5,9 @@
 #include <limits>
 #include <vector>
 
-#include "runtime/check.hpp"
-#include "runtime/dtype.hpp"
-#include "runtime/parallel.hpp"
+#include "base/check.hpp"
+#include "base/dtype.hpp"
+#include "base/parallel.hpp"
 
 namespace ds::model {
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "runtime/dtype.hpp"
-#include "runtime/parallel.hpp"
+#include "base/dtype.hpp"
+#include "base/parallel.hpp"
 
 namespace ds::model {
 namespace {

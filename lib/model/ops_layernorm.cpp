@@ -4,8 +4,8 @@
 #include <cmath>
 #include <vector>
 
-#include "runtime/dtype.hpp"
-#include "runtime/parallel.hpp"
+#include "base/dtype.hpp"
+#include "base/parallel.hpp"
 
 namespace ds::model {
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "model/gemm_cpu.hpp"
-#include "runtime/dtype.hpp"
-#include "runtime/parallel.hpp"
+#include "base/dtype.hpp"
+#include "base/parallel.hpp"
 
 namespace ds::model {
 

@@ -1,7 +1,7 @@
 #include "model/ops_residual.hpp"
 
-#include "runtime/dtype.hpp"
-#include "runtime/parallel.hpp"
+#include "base/dtype.hpp"
+#include "base/parallel.hpp"
 
 namespace ds::model {
 namespace {

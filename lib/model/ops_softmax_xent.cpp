@@ -4,9 +4,9 @@
 #include <cmath>
 #include <limits>
 
-#include "runtime/check.hpp"
-#include "runtime/dtype.hpp"
-#include "runtime/parallel.hpp"
+#include "base/check.hpp"
+#include "base/dtype.hpp"
+#include "base/parallel.hpp"
 
 namespace ds::model {
 namespace {

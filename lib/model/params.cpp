@@ -1,7 +1,7 @@
 #include "model/params.hpp"
 
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
 
 namespace ds::model {
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/tensor.hpp"
+#include "base/tensor.hpp"
 
 namespace ds::model {
 

@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "model/init.hpp"
-#include "runtime/check.hpp"
+#include "base/check.hpp"
 
 namespace ds::model {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "model/params.hpp"
-#include "runtime/dtype.hpp"
+#include "base/dtype.hpp"
 
 namespace ds::model {
 

@@ -28,7 +28,7 @@
 #include <cstdint>
 #include <span>
 
-#include "runtime/dtype.hpp"
+#include "base/dtype.hpp"
 
 namespace ds::zero {
 

@@ -7,9 +7,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
-#include "runtime/parallel.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
+#include "base/parallel.hpp"
 #include "zero/adam.hpp"
 #include "zero/adam_kernels.hpp"
 #include "zero/cpu_isa.hpp"

@@ -20,7 +20,7 @@
 
 #include <cstdint>
 
-#include "runtime/dtype.hpp"
+#include "base/dtype.hpp"
 
 namespace ds::zero::detail {
 

@@ -8,10 +8,10 @@
 #include <fstream>
 
 #include "model/gpt_layout.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
-#include "runtime/log.hpp"
+#include "base/atomic_file.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
 #include "zero/partition.hpp"
 #include "zero/safetensors.hpp"
 
@@ -67,7 +67,7 @@ std::string shard_file_name(int rank) {
 
 std::string default_tag(int64_t step) { return "global_step" + std::to_string(step); }
 
-bool save_checkpoint(Engine& engine, runtime::Comm& comm, const std::string& save_dir, const std::string& tag,
+bool save_checkpoint(Engine& engine, comm::Comm& comm, const std::string& save_dir, const std::string& tag,
                      const model::GptConfig& model, const nlohmann::json& trainer_state, const nlohmann::json& config) {
   const fs::path tag_dir = fs::path(save_dir) / tag;
   std::error_code ec;

@@ -28,8 +28,8 @@
 
 #include "model/gpt_config.hpp"
 #include "model/params.hpp"
-#include "runtime/comm.hpp"
-#include "runtime/dtype.hpp"
+#include "comm/comm.hpp"
+#include "base/dtype.hpp"
 #include "zero/engine.hpp"
 
 namespace ds::zero {
@@ -48,7 +48,7 @@ std::string default_tag(int64_t step);     // "global_step<step>" (DeepSpeed's d
 // complete. Returns true on rank 0 when it replaced such a checkpoint (for the log).
 // Throws IoError (naming the path) when anything cannot be written; the previous checkpoint and
 // `latest` stay intact.
-bool save_checkpoint(Engine& engine, runtime::Comm& comm, const std::string& save_dir, const std::string& tag,
+bool save_checkpoint(Engine& engine, comm::Comm& comm, const std::string& save_dir, const std::string& tag,
                      const model::GptConfig& model, const nlohmann::json& trainer_state, const nlohmann::json& config);
 
 // The tag directory to resume from: `path` may be a save_dir (its `latest` is followed) or a tag

@@ -6,15 +6,15 @@
 #include <cstring>
 
 #include "model/init.hpp"
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
-#include "runtime/log.hpp"
-#include "runtime/parallel.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "base/parallel.hpp"
 #include "zero/engine_internal.hpp"
 
 namespace ds::zero {
 
-using runtime::MemoryKind;
+using device::MemoryKind;
 
 namespace {
 
@@ -24,7 +24,7 @@ std::string gib(int64_t bytes) {
   return buf;
 }
 
-void validate(const EngineOptions& o, const runtime::Device& device) {
+void validate(const EngineOptions& o, const device::Device& device) {
   if (o.stage < 0 || o.stage > 3)
     throw ConfigError("zero_optimization.stage: " + std::to_string(o.stage) + " is not a ZeRO stage; use 0, 1, 2 or 3");
   if (o.stage == 0 && o.offload_optimizer != OffloadDevice::none)
@@ -32,7 +32,7 @@ void validate(const EngineOptions& o, const runtime::Device& device) {
   if (o.grad_accum_steps < 1) throw ConfigError("gradient_accumulation_steps must be at least 1");
   if (o.optimizer.groups.empty()) throw ConfigError("the optimizer has no parameter group");
   if (o.reduce_bucket_size < 1) throw ConfigError("zero_optimization.reduce_bucket_size must be positive");
-  if (device.kind() == runtime::DeviceKind::cuda && o.offload_optimizer == OffloadDevice::none)
+  if (device.kind() == device::DeviceKind::cuda && o.offload_optimizer == OffloadDevice::none)
     throw ResourceError(
         "the GPU optimizer is not implemented yet: on GPUs set zero_optimization.offload_optimizer.device to \"cpu\" "
         "(the CPU Adam runs on host memory), or run with --device cpu");
@@ -81,8 +81,8 @@ void Engine::reset_memory_peaks() {
 
 // ---- construction -----------------------------------------------------------------------------
 
-Engine::Engine(const EngineOptions& options, const model::ModelLayout& layout, runtime::Comm& comm,
-               runtime::Device& device, uint64_t seed)
+Engine::Engine(const EngineOptions& options, const model::ModelLayout& layout, comm::Comm& comm,
+               device::Device& device, uint64_t seed)
     : m_options(options),
       m_layout(layout),
       m_comm(comm),

@@ -38,8 +38,8 @@
 #include <nlohmann/json.hpp>
 
 #include "model/params.hpp"
-#include "runtime/comm.hpp"
-#include "runtime/device.hpp"
+#include "comm/comm.hpp"
+#include "device/device.hpp"
 #include "zero/engine_options.hpp"
 #include "zero/loss_scaler.hpp"
 #include "zero/lr_schedule.hpp"
@@ -95,8 +95,8 @@ class Engine final : public model::ParamAccess {
   // Allocates every buffer of this rank's role and initialises params from `seed` (each rank only
   // its optimizer space: stage 3 never materialises the whole model). Collective: every rank
   // constructs its engine in the same order. Throws ResourceError when memory does not suffice.
-  Engine(const EngineOptions& options, const model::ModelLayout& layout, runtime::Comm& comm,
-         runtime::Device& device, uint64_t seed);
+  Engine(const EngineOptions& options, const model::ModelLayout& layout, comm::Comm& comm,
+         device::Device& device, uint64_t seed);
   ~Engine() override;
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -180,8 +180,8 @@ class Engine final : public model::ParamAccess {
 
   EngineOptions m_options;
   model::ModelLayout m_layout;
-  runtime::Comm& m_comm;
-  runtime::Device& m_device;
+  comm::Comm& m_comm;
+  device::Device& m_device;
   Partition m_partition;
   int m_world = 1;
   int m_rank = 0;
@@ -196,11 +196,11 @@ class Engine final : public model::ParamAccess {
   std::vector<int64_t> m_position_numel;    // per execution position: elements its module reads
 
   std::vector<std::unique_ptr<UnitState>> m_units;
-  runtime::Buffer m_full_flat;              // stage 0-2: every unit's full params (compute dtype)
-  runtime::Buffer m_grad_flat;              // stage 0/1: every unit's full gradient, kept across micro-steps
-  runtime::Buffer m_shard16;                // stage 1-3: this rank's params, compute dtype
-  runtime::Buffer m_master, m_exp_avg, m_exp_avg_sq, m_grad_accum;   // fp32, optimizer space
-  runtime::Buffer m_staging16;              // offload: host copy of updated 16-bit params
+  device::Buffer m_full_flat;              // stage 0-2: every unit's full params (compute dtype)
+  device::Buffer m_grad_flat;              // stage 0/1: every unit's full gradient, kept across micro-steps
+  device::Buffer m_shard16;                // stage 1-3: this rank's params, compute dtype
+  device::Buffer m_master, m_exp_avg, m_exp_avg_sq, m_grad_accum;   // fp32, optimizer space
+  device::Buffer m_staging16;              // offload: host copy of updated 16-bit params
 
   // gradient buckets
   std::vector<int> m_bucket_units;
@@ -217,7 +217,7 @@ class Engine final : public model::ParamAccess {
   int64_t m_steps_applied = 0, m_steps_skipped = 0;
   std::vector<int64_t> m_group_steps;       // Adam step count per group
   mutable MemoryReport m_memory;
-  std::unique_ptr<runtime::Stream> m_copy_stream;
+  std::unique_ptr<device::Stream> m_copy_stream;
 };
 
 }  // namespace ds::zero

@@ -14,12 +14,12 @@
 #include <algorithm>
 #include <cstring>
 
-#include "runtime/check.hpp"
+#include "base/check.hpp"
 #include "zero/engine_internal.hpp"
 
 namespace ds::zero {
 
-using runtime::MemoryKind;
+using device::MemoryKind;
 
 TensorRef Engine::alloc_grad_full(int unit) {
   auto& us = *m_units[static_cast<size_t>(unit)];
@@ -85,11 +85,11 @@ void Engine::flush_bucket() {
     }
 
   if (m_options.stage == 0) {
-    pending->work = m_comm.all_reduce(pending->packed.data(), padded, comm, runtime::ReduceOp::sum);
+    pending->work = m_comm.all_reduce(pending->packed.data(), padded, comm, comm::ReduceOp::sum);
   } else {
     pending->recv = m_device.alloc(static_cast<size_t>(slices) * csize, MemoryKind::device);
     track(m_memory.buckets, static_cast<int64_t>(pending->recv.bytes()));
-    pending->work = m_comm.reduce_scatter(pending->packed.data(), pending->recv.data(), slices, comm, runtime::ReduceOp::sum);
+    pending->work = m_comm.reduce_scatter(pending->packed.data(), pending->recv.data(), slices, comm, comm::ReduceOp::sum);
   }
   m_pending.push_back(std::move(pending));
   // overlap_comm: keep up to two buckets in flight (DeepSpeed's double buffering); otherwise wait now.
@@ -121,8 +121,8 @@ void Engine::complete_reduction(PendingReduction& pending) {
     for (int u : pending.units) {
       const auto& up = m_partition.unit(u);
       const std::byte* src = pending.recv.as<std::byte>() + pos * csize;
-      runtime::Buffer host_copy;
-      if (pending.recv.kind() == MemoryKind::device && m_device.kind() != runtime::DeviceKind::cpu) {
+      device::Buffer host_copy;
+      if (pending.recv.kind() == MemoryKind::device && m_device.kind() != device::DeviceKind::cpu) {
         host_copy = m_device.alloc(static_cast<size_t>(up.slice * csize), MemoryKind::host);
         m_device.copy(host_copy.data(), src, host_copy.bytes(), *m_copy_stream);
         m_copy_stream->synchronize();

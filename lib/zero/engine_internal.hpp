@@ -6,8 +6,8 @@
 #include <memory>
 #include <vector>
 
-#include "runtime/comm.hpp"
-#include "runtime/device.hpp"
+#include "comm/comm.hpp"
+#include "device/device.hpp"
 #include "zero/engine.hpp"
 
 namespace ds::zero {
@@ -17,24 +17,24 @@ enum class UnitStatus : uint8_t { released, gathering, available };
 struct Engine::UnitState {
   // Full (padded) params in the compute dtype: stage 0-2 a view into m_full_flat; stage 3 a
   // buffer of its own while gathered.
-  runtime::Buffer full;
+  device::Buffer full;
   void* full_ptr = nullptr;
   UnitStatus status = UnitStatus::released;
-  std::shared_ptr<runtime::Work> gather_work;
-  runtime::Buffer gather_send;   // offload_param: the shard copied to device memory for the gather
+  std::shared_ptr<comm::Work> gather_work;
+  device::Buffer gather_send;   // offload_param: the shard copied to device memory for the gather
   bool persistent = false;       // stage 3: never released (stage3_param_persistence_threshold)
   // Full (padded) gradient in the compute dtype: stage 0/1 a view into m_grad_flat (kept across
   // micro-steps); stage 2/3 a buffer allocated at the first grad() of a micro-step's backward.
-  runtime::Buffer grad;
+  device::Buffer grad;
   void* grad_ptr = nullptr;
 };
 
 // A bucket whose reduction was queued on the communicator.
 struct Engine::PendingReduction {
   std::vector<int> units;        // ascending
-  runtime::Buffer packed;        // rank-major send buffer (comm dtype); all-reduced in place for stage 0
-  runtime::Buffer recv;          // stage 1-3: this rank's chunk (comm dtype)
-  std::shared_ptr<runtime::Work> work;
+  device::Buffer packed;        // rank-major send buffer (comm dtype); all-reduced in place for stage 0
+  device::Buffer recv;          // stage 1-3: this rank's chunk (comm dtype)
+  std::shared_ptr<comm::Work> work;
 };
 
 // Elements [begin, begin+n) converted between dtypes with a scale, in fp32 (dst = src * scale).

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/dtype.hpp"
+#include "base/dtype.hpp"
 #include "zero/adam.hpp"
 #include "zero/loss_scaler.hpp"
 

@@ -7,17 +7,17 @@
 #include <exception>
 #include <limits>
 
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
-#include "runtime/log.hpp"
-#include "runtime/parallel.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "base/parallel.hpp"
 #include "zero/engine_internal.hpp"
 #include "zero/grad_norm.hpp"
 
 namespace ds::zero {
 
 using Clock = std::chrono::steady_clock;
-using runtime::MemoryKind;
+using device::MemoryKind;
 
 
 // Every rank learns whether any rank's gradient holds a NaN/inf, and (for the message) the
@@ -42,7 +42,7 @@ bool Engine::check_overflow_and_find_nonfinite(std::string* where) {
       break;
     }
   }
-  runtime::all_reduce(m_comm, TensorRef{&code, DType::f32, 1}, runtime::ReduceOp::max);
+  comm::all_reduce(m_comm, TensorRef{&code, DType::f32, 1}, comm::ReduceOp::max);
   if (code > 0.0f && where) *where = m_layout.params[static_cast<size_t>(code) - 1].name;
   return code > 0.0f;
 }
@@ -70,7 +70,7 @@ double Engine::global_grad_norm() {
     float send[2];
     std::memcpy(send, &mine, sizeof mine);
     std::vector<float> recv(static_cast<size_t>(2 * m_world));
-    runtime::all_gather(m_comm, TensorRef{send, DType::f32, 2}, TensorRef{recv.data(), DType::f32, 2 * m_world});
+    comm::all_gather(m_comm, TensorRef{send, DType::f32, 2}, TensorRef{recv.data(), DType::f32, 2 * m_world});
     for (int r = 0; r < m_world; ++r) std::memcpy(&per_rank[static_cast<size_t>(r)], recv.data() + 2 * r, sizeof(double));
   }
   double total = 0.0;
@@ -132,7 +132,7 @@ void Engine::optimizer_step(double combined_scale, const std::vector<GroupValues
 void Engine::post_step_gather() {
   if (m_options.stage == 0) return;
   if (m_options.stage <= 2) {
-    std::vector<std::shared_ptr<runtime::Work>> works;
+    std::vector<std::shared_ptr<comm::Work>> works;
     for (size_t u = 0; u < m_layout.units.size(); ++u) {
       const auto& up = m_partition.unit(static_cast<int>(u));
       works.push_back(m_comm.all_gather(m_shard16.as<std::byte>() + up.shard_offset * static_cast<int64_t>(m_esize),
@@ -222,7 +222,7 @@ void Engine::read_state(int unit, int64_t begin, int64_t count, StateTensor whic
   const auto& seg = m_segments.at(static_cast<size_t>(unit));
   DS_CHECK(seg.unit == unit && begin >= seg.unit_begin && begin + count <= seg.unit_begin + seg.count,
            "read_state outside this rank's space: unit ", unit, " [", begin, ", +", count, ")");
-  const runtime::Buffer& buf = which == StateTensor::master ? m_master : which == StateTensor::exp_avg ? m_exp_avg : m_exp_avg_sq;
+  const device::Buffer& buf = which == StateTensor::master ? m_master : which == StateTensor::exp_avg ? m_exp_avg : m_exp_avg_sq;
   std::memcpy(host_out, buf.as<float>() + seg.space_offset + (begin - seg.unit_begin), static_cast<size_t>(count) * 4);
 }
 
@@ -246,7 +246,7 @@ void Engine::load_optimizer_space(const SliceReader& reader) {
     failure = std::current_exception();
   }
   float failed_rank = failure ? static_cast<float>(m_rank + 1) : 0.0f;
-  runtime::all_reduce(m_comm, TensorRef{&failed_rank, DType::f32, 1}, runtime::ReduceOp::max);
+  comm::all_reduce(m_comm, TensorRef{&failed_rank, DType::f32, 1}, comm::ReduceOp::max);
   if (failure) std::rethrow_exception(failure);
   if (failed_rank > 0)
     throw CheckpointError("rank " + std::to_string(static_cast<int>(failed_rank) - 1) +

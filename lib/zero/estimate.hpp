@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/dtype.hpp"
+#include "base/dtype.hpp"
 #include "zero/engine_options.hpp"
 
 namespace ds::zero {

@@ -4,9 +4,9 @@
 
 #include "model/gpt.hpp"
 #include "model/gpt_config.hpp"
-#include "runtime/config_text.hpp"
-#include "runtime/device.hpp"
-#include "runtime/error.hpp"
+#include "config/config_text.hpp"
+#include "device/device.hpp"
+#include "base/error.hpp"
 #include "zero/estimate.hpp"
 #include "zero/train_options.hpp"
 #include "zero/worker_cli.hpp"
@@ -20,10 +20,10 @@ std::string estimate_for_run(const std::vector<std::string>& worker_args, int ra
   const model::GptConfig mc = model::parse_model_spec(train->model);
   const int T = train->seq_len.value_or(mc.seq_len);
   const int world = ranks_per_node * nodes;
-  nlohmann::json raw = train->config_path ? runtime::parse_config_text(runtime::read_config_file(*train->config_path), *train->config_path)
+  nlohmann::json raw = train->config_path ? config::parse_config_text(config::read_config_file(*train->config_path), *train->config_path)
                                           : nlohmann::json::object();
   add_flag_driven_keys(raw, *train, train->config_path.has_value());
-  runtime::DsConfig cfg = runtime::load_ds_config(raw, auto_values(*train, mc.n_embd), world, nullptr,
+  config::DsConfig cfg = config::load_ds_config(raw, auto_values(*train, mc.n_embd), world, nullptr,
                                                   train->config_path.value_or("dsworker flags"));
   if (train->stage) cfg.zero.stage = *train->stage;
   const model::ModelLayout layout = model::gpt_layout(mc);
@@ -43,7 +43,7 @@ std::string estimate_for_run(const std::vector<std::string>& worker_args, int ra
                             " tokens, accumulation " + std::to_string(cfg.batch.grad_accum);
   std::string out = format_estimate_table(in, estimate_all(in), batch);
   const MemoryEstimate mine = estimate_memory(in, eo.stage, eo.offload_optimizer, eo.offload_param);
-  const auto host = runtime::host_memory_info();
+  const auto host = device::host_memory_info();
   out += "\nThis run: " + describe_choice(mine) + ", " + format_gib(mine.device_bytes) + " per rank on its device and " +
          format_gib(mine.host_bytes) + " of host memory per rank; this host has " + format_gib(static_cast<int64_t>(host.free_bytes)) +
          " available (on CPU ranks both come from it).\n";

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/check.hpp"
-#include "runtime/parallel.hpp"
+#include "base/check.hpp"
+#include "base/parallel.hpp"
 
 namespace ds::zero {
 namespace {

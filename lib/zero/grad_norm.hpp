@@ -18,7 +18,7 @@
 
 #include <cstdint>
 
-#include "runtime/dtype.hpp"
+#include "base/dtype.hpp"
 
 namespace ds::zero {
 

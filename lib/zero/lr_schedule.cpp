@@ -5,9 +5,9 @@
 #include <numbers>
 #include <sstream>
 
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
-#include "runtime/log.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
 
 namespace ds::zero {
 namespace {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <sstream>
 
-#include "runtime/check.hpp"
+#include "base/check.hpp"
 
 namespace ds::zero {
 

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "runtime/error.hpp"
-#include "runtime/log.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
 #include "zero/estimate.hpp"
 
 namespace ds::zero {

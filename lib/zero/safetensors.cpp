@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/atomic_file.hpp"
-#include "runtime/check.hpp"
-#include "runtime/error.hpp"
+#include "base/atomic_file.hpp"
+#include "base/check.hpp"
+#include "base/error.hpp"
 
 namespace ds::zero {
 

@@ -23,9 +23,9 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/dtype.hpp"
-#include "runtime/mapped_file.hpp"
-#include "runtime/tensor.hpp"
+#include "base/dtype.hpp"
+#include "base/mapped_file.hpp"
+#include "base/tensor.hpp"
 
 namespace ds::zero {
 

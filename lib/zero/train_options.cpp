@@ -3,7 +3,7 @@
 #include <regex>
 #include <sstream>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::zero {
 namespace {
@@ -18,12 +18,12 @@ double parse_number(const std::string& text, const std::string& flag) {
   throw UsageError("--param_group '" + flag + "': '" + text + "' is not a number");
 }
 
-WarmupType warmup_type(runtime::WarmupType t) { return t == runtime::WarmupType::log ? WarmupType::log : WarmupType::linear; }
+WarmupType warmup_type(config::WarmupType t) { return t == config::WarmupType::log ? WarmupType::log : WarmupType::linear; }
 
 }  // namespace
 
-runtime::AutoValues train_defaults() {
-  runtime::AutoValues d;
+config::AutoValues train_defaults() {
+  config::AutoValues d;
   d.learning_rate = 1e-3;
   d.micro_batch = 4;
   d.grad_accum = 1;
@@ -33,12 +33,12 @@ runtime::AutoValues train_defaults() {
   d.weight_decay = 0.1;
   d.max_grad_norm = 0.0;
   d.warmup_steps = 0;
-  d.precision = runtime::Precision::fp32;
+  d.precision = config::Precision::fp32;
   return d;
 }
 
-runtime::AutoValues auto_values(const TrainOptions& o, int64_t hidden_size) {
-  runtime::AutoValues av;
+config::AutoValues auto_values(const TrainOptions& o, int64_t hidden_size) {
+  config::AutoValues av;
   av.learning_rate = o.lr;
   av.micro_batch = o.micro_batch;
   av.grad_accum = o.grad_accum;
@@ -52,7 +52,7 @@ runtime::AutoValues auto_values(const TrainOptions& o, int64_t hidden_size) {
   av.total_steps = o.steps;       // the run's length is always known
   av.hidden_size = hidden_size;   // the model's width, not a user choice
   av.flags.micro_batch = "--micro_batch";
-  av.defaults = std::make_shared<runtime::AutoValues>(train_defaults());
+  av.defaults = std::make_shared<config::AutoValues>(train_defaults());
   return av;
 }
 
@@ -88,16 +88,16 @@ ParamGroupOverride parse_param_group(const std::string& text) {
   return g;
 }
 
-EngineOptions engine_options(const runtime::DsConfig& config, const model::ModelLayout& layout,
+EngineOptions engine_options(const config::DsConfig& config, const model::ModelLayout& layout,
                              const std::vector<ParamGroupOverride>& overrides) {
-  runtime::refuse_unimplemented(config);
+  config::refuse_unimplemented(config);
   EngineOptions o;
   const auto& z = config.zero;
   o.stage = z.stage;
   switch (config.precision.compute) {
-    case runtime::Precision::fp32: o.compute_dtype = DType::f32; break;
-    case runtime::Precision::bf16: o.compute_dtype = DType::bf16; break;
-    case runtime::Precision::fp16: o.compute_dtype = DType::f16; break;
+    case config::Precision::fp32: o.compute_dtype = DType::f32; break;
+    case config::Precision::bf16: o.compute_dtype = DType::bf16; break;
+    case config::Precision::fp16: o.compute_dtype = DType::f16; break;
   }
   o.comm_dtype = config.communication_dtype();
   o.grad_accum_steps = config.batch.grad_accum;
@@ -107,11 +107,11 @@ EngineOptions engine_options(const runtime::DsConfig& config, const model::Model
   o.reduce_bucket_size = z.reduce_bucket_size;
   o.allgather_bucket_size = z.allgather_bucket_size;
   o.round_robin_gradients = z.round_robin_gradients;
-  auto offload = [](runtime::OffloadDevice d, const char* key) {
-    if (d == runtime::OffloadDevice::nvme)
+  auto offload = [](config::OffloadDevice d, const char* key) {
+    if (d == config::OffloadDevice::nvme)
       throw ConfigError(std::string("ds_config.json: zero_optimization.") + key +
                         ".device: \"nvme\" offload is not implemented yet; use \"cpu\" (host memory) or \"none\"");
-    return d == runtime::OffloadDevice::cpu ? OffloadDevice::cpu : OffloadDevice::none;
+    return d == config::OffloadDevice::cpu ? OffloadDevice::cpu : OffloadDevice::none;
   };
   o.offload_optimizer = offload(z.offload_optimizer.device, "offload_optimizer");
   o.offload_optimizer_pin_memory = z.offload_optimizer.pin_memory;
@@ -124,7 +124,7 @@ EngineOptions engine_options(const runtime::DsConfig& config, const model::Model
   o.max_live_parameters = z.max_live_parameters;
   o.max_reuse_distance = z.max_reuse_distance;
 
-  if (config.precision.compute == runtime::Precision::fp16) {
+  if (config.precision.compute == config::Precision::fp16) {
     const auto& f = config.precision.fp16;
     Fp16LossScaleKeys keys;
     keys.loss_scale = f.loss_scale;
@@ -139,7 +139,7 @@ EngineOptions engine_options(const runtime::DsConfig& config, const model::Model
   }
 
   // Optimizer: Adam/AdamW from the config (validated there), decay / no_decay groups.
-  const runtime::OptimizerConfig opt = config.optimizer.value_or(runtime::OptimizerConfig{});
+  const config::OptimizerConfig opt = config.optimizer.value_or(config::OptimizerConfig{});
   o.optimizer.mode = opt.decoupled_weight_decay() ? AdamMode::adamw : AdamMode::l2;
   o.optimizer.bias_correction = opt.bias_correction ? BiasCorrection::on : BiasCorrection::off;
   const ParamGroup base{.name = "decay", .lr = opt.lr, .weight_decay = opt.weight_decay, .beta1 = opt.beta1,
@@ -190,17 +190,17 @@ void add_flag_driven_keys(nlohmann::json& raw, const TrainOptions& o, bool from_
                         {"params", {{"warmup_min_lr", 0}, {"warmup_max_lr", "auto"}, {"warmup_num_steps", "auto"}, {"warmup_type", "linear"}}}};
 }
 
-LrScheduleOptions schedule_options(const runtime::DsConfig& config) {
+LrScheduleOptions schedule_options(const config::DsConfig& config) {
   if (!config.scheduler) return ConstantLR{};
   const auto& s = *config.scheduler;
   switch (s.type) {
-    case runtime::SchedulerType::warmup_lr:
+    case config::SchedulerType::warmup_lr:
       return WarmupLR{s.warmup_min_lr, s.warmup_max_lr, s.warmup_num_steps, warmup_type(s.warmup_type)};
-    case runtime::SchedulerType::warmup_decay_lr:
+    case config::SchedulerType::warmup_decay_lr:
       return WarmupDecayLR{s.total_num_steps, s.warmup_min_lr, s.warmup_max_lr, s.warmup_num_steps, warmup_type(s.warmup_type)};
-    case runtime::SchedulerType::warmup_cosine_lr:
+    case config::SchedulerType::warmup_cosine_lr:
       return WarmupCosineLR{s.total_num_steps, s.warmup_min_ratio, s.warmup_num_steps, s.cos_min_ratio, warmup_type(s.warmup_type)};
-    case runtime::SchedulerType::one_cycle: {
+    case config::SchedulerType::one_cycle: {
       OneCycle c;
       c.cycle_min_lr = s.cycle_min_lr;
       c.cycle_max_lr = s.cycle_max_lr;
@@ -216,10 +216,10 @@ LrScheduleOptions schedule_options(const runtime::DsConfig& config) {
       c.decay_mom_rate = s.decay_mom_rate;
       return c;
     }
-    case runtime::SchedulerType::lr_range_test:
+    case config::SchedulerType::lr_range_test:
       return LRRangeTest{s.lr_range_test_min_lr, s.lr_range_test_step_size, s.lr_range_test_step_rate,
                          s.lr_range_test_staircase ? Staircase::yes : Staircase::no};
-    case runtime::SchedulerType::torch_other:  // refused by refuse_unimplemented() in engine_options()
+    case config::SchedulerType::torch_other:  // refused by refuse_unimplemented() in engine_options()
       throw ConfigError("ds_config.json: scheduler.type '" + s.type_name +
                         "' (a torch.optim.lr_scheduler class) is not implemented; use WarmupLR, WarmupDecayLR, "
                         "WarmupCosineLR, OneCycle or LRRangeTest");

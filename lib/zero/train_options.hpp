@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/params.hpp"
-#include "runtime/config.hpp"
+#include "config/config.hpp"
 #include "zero/engine_options.hpp"
 #include "zero/lr_schedule.hpp"
 
@@ -30,7 +30,7 @@ struct TrainOptions {
   std::optional<int> seq_len;              // --seq_len; default: the model's seq_len
   std::optional<double> weight_decay, adam_beta1, adam_beta2, adam_eps, max_grad_norm;
   std::optional<int64_t> warmup_steps;
-  std::optional<runtime::Precision> precision;  // --precision fp32|bf16|fp16
+  std::optional<config::Precision> precision;  // --precision fp32|bf16|fp16
   uint64_t seed = 1234;                    // --seed
   std::string save_dir;                    // --save_dir
   int64_t save_interval = 0;               // --save_interval: steps between checkpoints (0: only at the end)
@@ -49,9 +49,9 @@ struct TrainOptions {
 
 // dsworker's defaults: AdamW lr 1e-3, betas (0.9, 0.95), eps 1e-8, weight decay 0.1, micro-batch
 // 4, no accumulation, no clipping, no warmup, fp32.
-runtime::AutoValues train_defaults();
+config::AutoValues train_defaults();
 // The user's flags as AutoValues (with train_defaults() behind them), hidden size from the model.
-runtime::AutoValues auto_values(const TrainOptions& options, int64_t hidden_size);
+config::AutoValues auto_values(const TrainOptions& options, int64_t hidden_size);
 
 // A --param_group flag: params whose name matches `pattern` (ECMAScript regex, searched) get the
 // overrides. Later flags win for a param matched by several.
@@ -67,7 +67,7 @@ ParamGroupOverride parse_param_group(const std::string& text);  // throws UsageE
 // 0), then one group per --param_group that matches something. Throws ConfigError for settings
 // the engine cannot run (refuse_unimplemented, NVMe offload) and UsageError for a --param_group
 // that matches no parameter.
-EngineOptions engine_options(const runtime::DsConfig& config, const model::ModelLayout& layout,
+EngineOptions engine_options(const config::DsConfig& config, const model::ModelLayout& layout,
                              const std::vector<ParamGroupOverride>& overrides);
 
 // What dsworker adds to a raw config before reading it: an AdamW block resolved from its flags when
@@ -78,6 +78,6 @@ EngineOptions engine_options(const runtime::DsConfig& config, const model::Model
 void add_flag_driven_keys(nlohmann::json& raw, const TrainOptions& options, bool from_file);
 
 // The LR schedule of the config ("scheduler" block), or constant lrs without one.
-LrScheduleOptions schedule_options(const runtime::DsConfig& config);
+LrScheduleOptions schedule_options(const config::DsConfig& config);
 
 }  // namespace ds::zero

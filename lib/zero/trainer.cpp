@@ -8,17 +8,17 @@
 
 #include "model/data.hpp"
 #include "model/gpt.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/comm_gloo.hpp"
-#include "runtime/comm_single.hpp"
-#include "runtime/config_text.hpp"
-#include "runtime/device.hpp"
-#include "runtime/error.hpp"
-#include "runtime/log.hpp"
-#include "runtime/parallel.hpp"
-#include "runtime/store_barrier.hpp"
-#include "runtime/store_client.hpp"
-#include "runtime/world.hpp"
+#include "base/atomic_file.hpp"
+#include "comm/comm_gloo.hpp"
+#include "comm/comm_single.hpp"
+#include "config/config_text.hpp"
+#include "device/device.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "base/parallel.hpp"
+#include "store/store_barrier.hpp"
+#include "store/store_client.hpp"
+#include "comm/world.hpp"
 #include "zero/checkpoint.hpp"
 #include "zero/engine.hpp"
 #include "zero/estimate.hpp"
@@ -31,9 +31,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
 
-std::unique_ptr<runtime::StoreClient> connect_store(const runtime::World& w) {
+std::unique_ptr<store::StoreClient> connect_store(const comm::World& w) {
   if (w.launched_by_dslaunch())
-    return std::make_unique<runtime::StoreClient>(runtime::StoreClientOptions{.host = w.store_addr,
+    return std::make_unique<store::StoreClient>(store::StoreClientOptions{.host = w.store_addr,
                                                                               .port = static_cast<uint16_t>(w.store_port),
                                                                               .token = w.token,
                                                                               .timeout = w.rendezvous_timeout,
@@ -43,47 +43,47 @@ std::unique_ptr<runtime::StoreClient> connect_store(const runtime::World& w) {
   if (w.master_addr.empty() || w.master_port == 0)
     throw UsageError("WORLD_SIZE=" + std::to_string(w.world_size) +
                      " but MASTER_ADDR/MASTER_PORT are not set: start dsworker through dslaunch (or torchrun), which sets them");
-  return std::make_unique<runtime::StoreClient>(runtime::StoreClientOptions{
+  return std::make_unique<store::StoreClient>(store::StoreClientOptions{
       .host = w.master_addr, .port = static_cast<uint16_t>(w.master_port), .timeout = w.rendezvous_timeout,
       .connect_timeout = w.rendezvous_timeout});
 }
 
 struct LoadedConfig {
-  runtime::DsConfig config;
+  config::DsConfig config;
   std::string source;
   std::vector<std::string> warnings;
 };
 
 // The config dslaunch shipped through the store wins (remote nodes need no copy of the file);
 // then --deepspeed FILE; then flags alone.
-LoadedConfig load_config(const TrainOptions& o, runtime::StoreClient* store, int world_size, int64_t hidden) {
+LoadedConfig load_config(const TrainOptions& o, store::StoreClient* store, int world_size, int64_t hidden) {
   LoadedConfig out;
-  const runtime::AutoValues av = auto_values(o, hidden);
+  const config::AutoValues av = auto_values(o, hidden);
   std::optional<std::string> text;
   if (store && o.config_path) {
     text = store->try_get("dslaunch/config");
     if (text) out.source = store->try_get("dslaunch/config_path").value_or(*o.config_path);
   }
   if (!text && o.config_path) {
-    text = runtime::read_config_file(*o.config_path);
+    text = config::read_config_file(*o.config_path);
     out.source = *o.config_path;
   }
-  nlohmann::json raw = text ? runtime::parse_config_text(*text, out.source) : nlohmann::json::object();
+  nlohmann::json raw = text ? config::parse_config_text(*text, out.source) : nlohmann::json::object();
   if (!text) out.source = "dsworker flags";
   if (!raw.is_object()) throw ConfigError(out.source + ": the config must be a JSON object ({...})");
   add_flag_driven_keys(raw, o, text.has_value());
-  out.config = runtime::load_ds_config(raw, av, world_size, &out.warnings, out.source);
+  out.config = config::load_ds_config(raw, av, world_size, &out.warnings, out.source);
   return out;
 }
 
 // --device auto: the GPU when the GPU path can train, else the CPU. The CUDA model kernels and
 // NCCL are the next piece of work, so for now auto means cpu, said once on GPU hosts.
-std::unique_ptr<runtime::Device> make_device(const TrainOptions& o, const runtime::World& w) {
-  if (o.device == "cpu") return runtime::make_cpu_device();
+std::unique_ptr<device::Device> make_device(const TrainOptions& o, const comm::World& w) {
+  if (o.device == "cpu") return device::make_cpu_device();
   if (o.device == "auto") {
     if (w.device == "cuda" && w.rank == 0)
       log::info("GPUs are present, but dsworker's GPU kernels are not built yet: training on CPU ranks (--device cpu)");
-    return runtime::make_cpu_device();
+    return device::make_cpu_device();
   }
   if (o.device == "cuda")
     throw ResourceError("training on GPUs is not implemented yet (the CUDA model kernels and NCCL come next); run "
@@ -93,10 +93,10 @@ std::unique_ptr<runtime::Device> make_device(const TrainOptions& o, const runtim
 
 // Refuses to start when this node's ranks together would not fit the memory there is: a clear
 // message now instead of the OOM killer later.
-void preflight(const EstimateInput& in, const EngineOptions& eo, runtime::Device& device, int local_ranks) {
+void preflight(const EstimateInput& in, const EngineOptions& eo, device::Device& device, int local_ranks) {
   const MemoryEstimate need = estimate_memory(in, eo.stage, eo.offload_optimizer, eo.offload_param);
-  const auto host = runtime::host_memory_info();
-  const bool cpu = device.kind() == runtime::DeviceKind::cpu;
+  const auto host = device::host_memory_info();
+  const bool cpu = device.kind() == device::DeviceKind::cpu;
   const int64_t host_need = (need.host_bytes + (cpu ? need.device_bytes : 0)) * local_ranks;
   const int64_t host_free = static_cast<int64_t>(host.free_bytes);
   auto fits = [&](const MemoryEstimate& e) {
@@ -129,13 +129,13 @@ std::shared_ptr<const model::TokenDataset> open_data(const TrainOptions& o) {
 }
 
 // Mean of a per-rank value over all ranks (for the reported loss).
-double mean_over_ranks(runtime::Comm& comm, double value) {
+double mean_over_ranks(comm::Comm& comm, double value) {
   float v = static_cast<float>(value);
-  runtime::all_reduce(comm, TensorRef{&v, DType::f32, 1}, runtime::ReduceOp::sum);
+  comm::all_reduce(comm, TensorRef{&v, DType::f32, 1}, comm::ReduceOp::sum);
   return static_cast<double>(v) / comm.size();
 }
 
-double evaluate(model::Gpt& gpt, Engine& engine, model::DataLoader& loader, runtime::Comm& comm, int64_t batches,
+double evaluate(model::Gpt& gpt, Engine& engine, model::DataLoader& loader, comm::Comm& comm, int64_t batches,
                 std::vector<int32_t>& inputs, std::vector<int32_t>& targets, int B, int T) {
   loader.reset();
   double sum = 0.0;
@@ -150,7 +150,7 @@ double evaluate(model::Gpt& gpt, Engine& engine, model::DataLoader& loader, runt
 
 void run_training(const TrainOptions& o) {
   const auto start_time = Clock::now();
-  const runtime::World w = runtime::world_from_env();
+  const comm::World w = comm::world_from_env();
   const bool leader = w.rank == 0;
   if (o.threads) set_num_threads(*o.threads);
   if (o.steps < 1) throw UsageError("--steps " + std::to_string(o.steps) + ": must be at least 1");
@@ -163,7 +163,7 @@ void run_training(const TrainOptions& o) {
 
   auto store = connect_store(w);
   LoadedConfig loaded = load_config(o, store.get(), w.world_size, mc.n_embd);
-  runtime::DsConfig& cfg = loaded.config;
+  config::DsConfig& cfg = loaded.config;
   if (o.stage) {
     if (*o.stage < 0 || *o.stage > 3) throw UsageError("--zero_stage " + std::to_string(*o.stage) + ": use 0, 1, 2 or 3");
     cfg.zero.stage = *o.stage;
@@ -197,14 +197,14 @@ void run_training(const TrainOptions& o) {
   if (!o.skip_preflight) preflight(est, eo, *device, w.local_world_size);
 
   // Collectives: every rank meets at a barrier first, so a missing rank is named here.
-  std::unique_ptr<runtime::Comm> comm;
+  std::unique_ptr<comm::Comm> comm;
   const std::string prefix = "dsworker/" + (w.run_id.empty() ? std::string("run") : w.run_id) + "/attempt_" +
                              std::to_string(w.restart_count);
   if (w.alone()) {
-    comm = runtime::make_single_rank_comm();
+    comm = comm::make_single_rank_comm();
   } else {
-    runtime::store_barrier(*store, prefix + "/start", w.world_size, w.rank, w.rendezvous_timeout);
-    comm = runtime::make_gloo_comm(*store, {.rank = w.rank, .size = w.world_size, .prefix = prefix + "/dp",
+    store::store_barrier(*store, prefix + "/start", w.world_size, w.rank, w.rendezvous_timeout);
+    comm = comm::make_gloo_comm(*store, {.rank = w.rank, .size = w.world_size, .prefix = prefix + "/dp",
                                             .bind_host = "127.0.0.1"});  // one node for now (multi-node: this host's address)
   }
 

@@ -2,7 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::zero {
 namespace {
@@ -20,10 +20,10 @@ WorkerCommand parse_with(CLI::App& app, std::vector<std::string> args, WorkerCom
   return out;
 }
 
-runtime::Precision parse_precision(const std::string& text) {
-  if (text == "fp32") return runtime::Precision::fp32;
-  if (text == "bf16") return runtime::Precision::bf16;
-  if (text == "fp16") return runtime::Precision::fp16;
+config::Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return config::Precision::fp32;
+  if (text == "bf16") return config::Precision::bf16;
+  if (text == "fp16") return config::Precision::fp16;
   throw UsageError("--precision '" + text + "' is not one of fp32, bf16, fp16");
 }
 

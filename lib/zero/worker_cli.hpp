@@ -24,7 +24,7 @@ struct EstimateCommand {
   int nodes = 1;
   int64_t micro_batch = 1;
   std::optional<int> seq_len;
-  runtime::Precision precision = runtime::Precision::bf16;
+  config::Precision precision = config::Precision::bf16;
   std::optional<std::string> config_path;
 };
 

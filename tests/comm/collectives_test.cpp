@@ -11,7 +11,8 @@
 #include "comm/comm_support.hpp"
 
 using namespace ds;
-using namespace ds::runtime;
+using namespace ds::comm;
+using namespace ds::store;
 using ds::test::expect_values;
 using ds::test::HostBuffer;
 

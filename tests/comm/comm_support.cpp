@@ -32,14 +32,14 @@ void expect_values(const HostBuffer& buf, const std::function<float(int64_t)>& w
 
 std::vector<std::string> run_world(int size, const RankBody& body, const WorldOptions& options) {
   static std::atomic<int> worlds{0};
-  runtime::MemoryStore store(options.timeout);
+  store::MemoryStore store(options.timeout);
   const std::string prefix = "test-world-" + std::to_string(worlds++);
   std::vector<std::string> messages(static_cast<size_t>(size));
   std::vector<std::thread> threads;
   for (int rank = 0; rank < size; ++rank) {
     threads.emplace_back([&, rank] {
       try {
-        std::unique_ptr<runtime::Comm> comm = runtime::make_gloo_comm(
+        std::unique_ptr<comm::Comm> comm = comm::make_gloo_comm(
             store, {.rank = rank,
                     .size = size,
                     .prefix = prefix,

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/comm.hpp"
-#include "runtime/comm_gloo.hpp"
-#include "runtime/dtype.hpp"
-#include "runtime/memory_store.hpp"
+#include "comm/comm.hpp"
+#include "comm/comm_gloo.hpp"
+#include "base/dtype.hpp"
+#include "store/memory_store.hpp"
 
 namespace ds::test {
 
@@ -51,7 +51,7 @@ struct WorldOptions {
 // Runs body(rank, comm) on `size` threads, each with a fresh GlooComm of a new world (own store and
 // prefix). body may destroy its comm (comm.reset()). Returns one message per rank: empty when body
 // returned, else what it threw (a communicator that cannot be created counts as thrown).
-using RankBody = std::function<void(int rank, std::unique_ptr<runtime::Comm>& comm)>;
+using RankBody = std::function<void(int rank, std::unique_ptr<comm::Comm>& comm)>;
 std::vector<std::string> run_world(int size, const RankBody& body, const WorldOptions& options = {});
 
 // All messages joined, one "rank N: ..." line per non-empty one; empty when all were.

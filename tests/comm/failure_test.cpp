@@ -15,11 +15,12 @@
 
 #include "comm/comm_support.hpp"
 #include "comm/file_store.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "support/process.hpp"
 
 using namespace ds;
-using namespace ds::runtime;
+using namespace ds::comm;
+using namespace ds::store;
 using Catch::Matchers::Contains;
 using ds::test::expect;
 

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <thread>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 namespace ds::test {
 namespace {

@@ -5,11 +5,11 @@
 
 #include <string>
 
-#include "runtime/kv_store.hpp"
+#include "store/kv_store.hpp"
 
 namespace ds::test {
 
-class FileStore final : public runtime::KeyValueStore {
+class FileStore final : public store::KeyValueStore {
  public:
   // dir must exist and be shared by every process using the store.
   FileStore(std::string dir, std::chrono::milliseconds timeout);

@@ -5,13 +5,14 @@
 #include <cstdlib>
 
 #include "comm/comm_support.hpp"
-#include "runtime/comm_bandwidth.hpp"
-#include "runtime/comm_reduce.hpp"
-#include "runtime/comm_single.hpp"
-#include "runtime/error.hpp"
+#include "comm/comm_bandwidth.hpp"
+#include "comm/comm_reduce.hpp"
+#include "comm/comm_single.hpp"
+#include "base/error.hpp"
 
 using namespace ds;
-using namespace ds::runtime;
+using namespace ds::comm;
+using namespace ds::store;
 using Catch::Matchers::Contains;
 
 TEST_CASE("ring chunks are size equal chunks when size divides n, else ceil-sized with shorter last chunks") {
@@ -104,7 +105,7 @@ TEST_CASE("the communication timeout comes from DSLAUNCH_COMM_TIMEOUT in seconds
 }
 
 TEST_CASE("the reductions' branch-free fp16 and bf16 conversions give the same bits as dtype.hpp's") {
-  using namespace ds::runtime::comm_detail;
+  using namespace ds::comm::comm_detail;
   // Every half and bfloat16 loads the same.
   for (uint32_t b = 0; b < 0x10000; ++b) {
     const auto h = f16::from_bits(static_cast<uint16_t>(b));

@@ -9,7 +9,8 @@
 #include "comm/comm_support.hpp"
 
 using namespace ds;
-using namespace ds::runtime;
+using namespace ds::comm;
+using namespace ds::store;
 using ds::test::expect;
 using ds::test::HostBuffer;
 

@@ -5,11 +5,12 @@
 #include <thread>
 
 #include "comm/comm_support.hpp"
-#include "runtime/store_client.hpp"
-#include "runtime/store_server.hpp"
+#include "store/store_client.hpp"
+#include "store/store_server.hpp"
 
 using namespace ds;
-using namespace ds::runtime;
+using namespace ds::comm;
+using namespace ds::store;
 
 TEST_CASE("ranks rendezvous through the TCP store and run collectives") {
   StoreServer server({});

@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-using namespace ds::runtime;
-using namespace ds::runtime::test;
+using namespace ds::config;
+using namespace ds::config::test;
 
 namespace {
 
@@ -149,7 +149,7 @@ TEST_CASE("train_batch_size auto is inferred from the other two") {
 }
 
 TEST_CASE("dsworker's defaults resolve \"auto\" but are never compared with plain config values") {
-  using namespace ds::runtime;
+  using namespace ds::config;
   auto defaults = std::make_shared<AutoValues>();
   defaults->learning_rate = 1e-3;
   defaults->micro_batch = 4;

@@ -1,10 +1,10 @@
 // The batch triple, case by case as DeepSpeed infers it (research §1.1).
 #include "config_test_util.hpp"
 
-#include "runtime/config_batch.hpp"
+#include "config/config_batch.hpp"
 
-using namespace ds::runtime;
-using namespace ds::runtime::test;
+using namespace ds::config;
+using namespace ds::config::test;
 
 namespace {
 

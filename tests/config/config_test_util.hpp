@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/config.hpp"
-#include "runtime/error.hpp"
+#include "config/config.hpp"
+#include "base/error.hpp"
 
-namespace ds::runtime::test {
+namespace ds::config::test {
 
 // Loads `text` as "ds_config.json".
 inline DsConfig load(const std::string& text, const AutoValues& flags = {}, int world_size = 1,
@@ -57,4 +57,4 @@ inline std::string with_batch(const std::string& extra = "") {
   return "{\"train_micro_batch_size_per_gpu\": 4" + (extra.empty() ? std::string() : ", " + extra) + "}";
 }
 
-}  // namespace ds::runtime::test
+}  // namespace ds::config::test

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
-using namespace ds::runtime;
-using namespace ds::runtime::test;
+using namespace ds::config;
+using namespace ds::config::test;
 
 TEST_CASE("an empty config gets DeepSpeed's code defaults") {
   const DsConfig c = load(with_batch());

@@ -2,10 +2,10 @@
 // read, so a change to it must show up here.
 #include "config_test_util.hpp"
 
-#include "runtime/config_text.hpp"
+#include "config/config_text.hpp"
 
-using namespace ds::runtime;
-using namespace ds::runtime::test;
+using namespace ds::config;
+using namespace ds::config::test;
 
 TEST_CASE("an unknown key suggests the nearest valid key at its level") {
   CHECK(error_of(with_batch(R"("gradient_cliping": 1.0)")) ==
@@ -212,7 +212,7 @@ TEST_CASE("config errors exit with the config exit code") {
 }
 
 TEST_CASE("a number too large for a double is a config error, not an internal one") {
-  using namespace ds::runtime;
+  using namespace ds::config;
   CHECK_THROWS_AS(load_ds_config_text(R"({"zero_optimization": {"reduce_bucket_size": 2e888}})", {}, 1, nullptr, "ds_config.json"),
                   ds::ConfigError);
   CHECK_THROWS_WITH(load_ds_config_text(R"({"zero_optimization": {"reduce_bucket_size": 2e888}})", {}, 1, nullptr, "ds_config.json"),

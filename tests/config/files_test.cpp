@@ -9,11 +9,11 @@
 #include <set>
 #include <sstream>
 
-#include "runtime/config_detail.hpp"
-#include "runtime/config_schema.hpp"
+#include "config/config_detail.hpp"
+#include "config/config_schema.hpp"
 
-using namespace ds::runtime;
-using namespace ds::runtime::test;
+using namespace ds::config;
+using namespace ds::config::test;
 namespace fs = std::filesystem;
 
 namespace {

@@ -8,7 +8,7 @@
 
 #include "model/data_corpus.hpp"
 #include "model/data_shard.hpp"
-#include "runtime/atomic_file.hpp"
+#include "base/atomic_file.hpp"
 #include "support/process.hpp"
 
 using namespace ds;

@@ -9,7 +9,7 @@
 
 #include "model/data_loader.hpp"
 #include "model/data_shuffle.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "support/process.hpp"
 
 using namespace ds;

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "model/data_set.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "support/process.hpp"
 
 using namespace ds;

@@ -7,8 +7,8 @@
 
 #include "model/data_set.hpp"
 #include "model/data_shard.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/error.hpp"
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
 #include "support/process.hpp"
 
 using namespace ds;

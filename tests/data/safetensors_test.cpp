@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/atomic_file.hpp"
-#include "runtime/error.hpp"
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
 #include "support/process.hpp"
 #include "zero/safetensors.hpp"
 

@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "gpu/skip.hpp"
-#include "runtime/device.hpp"
+#include "device/device.hpp"
 
-using namespace ds::runtime;
+using namespace ds::device;
 
 static int failures = 0;
 #define EXPECT(cond)                                                        \

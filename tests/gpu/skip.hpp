@@ -6,14 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "runtime/device.hpp"
+#include "device/device.hpp"
 
 namespace ds::test {
 
 inline constexpr int k_skip_exit_code = 77;
 
 inline void require_gpu_or_skip(const char* test_name) {
-  if (ds::runtime::cuda_device_count() == 0) {
+  if (ds::device::cuda_device_count() == 0) {
     std::printf("SKIPPED %s: no CUDA GPU visible on this machine\n", test_name);
     std::exit(k_skip_exit_code);
   }

@@ -5,7 +5,7 @@
 #include "launch/cores.hpp"
 #include "launch/fixtures.hpp"
 #include "launch/gpus.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 using namespace ds::launch;
 using ds::launch::test::message_of;

@@ -2,7 +2,7 @@
 
 #include "launch/fixtures.hpp"
 #include "launch/plan.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 using namespace ds::launch;
 using ds::launch::test::FakeHost;

@@ -2,7 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "model/gpt_config.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 using namespace ds;
 using namespace ds::model;

@@ -6,7 +6,7 @@
 #include <set>
 
 #include "model/gpt_layout.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 using namespace ds;
 using namespace ds::model;

@@ -13,8 +13,8 @@
 #include "model/gpt.hpp"
 #include "model/resident_params.hpp"
 #include "model_test_support.hpp"
-#include "runtime/error.hpp"
-#include "runtime/parallel.hpp"
+#include "base/error.hpp"
+#include "base/parallel.hpp"
 
 using namespace ds;
 using namespace ds::model;

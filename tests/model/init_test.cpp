@@ -9,7 +9,7 @@
 #include "model/gpt_layout.hpp"
 #include "model/init.hpp"
 #include "model/resident_params.hpp"
-#include "runtime/parallel.hpp"
+#include "base/parallel.hpp"
 
 using namespace ds;
 using namespace ds::model;

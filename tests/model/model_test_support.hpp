@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/dtype.hpp"
+#include "base/dtype.hpp"
 
 namespace ds::model::test {
 

@@ -10,8 +10,8 @@
 #include <set>
 
 #include "mp/launch_fixtures.hpp"
-#include "runtime/error.hpp"
-#include "runtime/store_client.hpp"
+#include "base/error.hpp"
+#include "store/store_client.hpp"
 
 namespace {
 
@@ -43,8 +43,8 @@ int physical_cores() {
 }
 
 // A client of the store on 127.0.0.1:port, with `token` ("" for none).
-ds::runtime::StoreClient::Options client_options(uint16_t port, const std::string& token = "") {
-  ds::runtime::StoreClient::Options o;
+ds::store::StoreClient::Options client_options(uint16_t port, const std::string& token = "") {
+  ds::store::StoreClient::Options o;
   o.port = port;
   o.token = token;
   o.timeout = std::chrono::seconds(30);
@@ -239,7 +239,7 @@ TEST_CASE("a running job's store listens on loopback only, and only a client wit
     REQUIRE(dry.exit_code == 0);
     const std::string expected_plan = dry.out.substr(0, dry.out.size() - 1);  // without its newline
 
-    ds::runtime::StoreClient member(client_options(port, token));
+    ds::store::StoreClient member(client_options(port, token));
     CHECK(member.authenticated());
     // The published plan is the dry run's, except that its master_port names the bound port where
     // the dry run (and the plan itself) says 0.
@@ -259,18 +259,18 @@ TEST_CASE("a running job's store listens on loopback only, and only a client wit
       CHECK(d->at("store").at("config") == config);
     }
 
-    ds::runtime::StoreClient stranger(client_options(port));
+    ds::store::StoreClient stranger(client_options(port));
     CHECK_FALSE(stranger.authenticated());
     for (const std::string& key : stranger.list_keys()) CHECK(key.rfind("dslaunch/", 0) != 0);
     CHECK_THROWS_AS(stranger.try_get("dslaunch/plan"), ds::Error);
 
-    ds::runtime::StoreClient open_keys(client_options(port));
+    ds::store::StoreClient open_keys(client_options(port));
     open_keys.set("user/key", "v");  // keys outside dslaunch/ stay open, as torch workers need
     CHECK(open_keys.get("user/key") == "v");
 
     std::string wrong = token;
     wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
-    CHECK_THROWS_AS(ds::runtime::StoreClient(client_options(port, wrong)),
+    CHECK_THROWS_AS(ds::store::StoreClient(client_options(port, wrong)),
                     ds::RendezvousError);
   }
 

@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "runtime/parallel.hpp"
+#include "base/parallel.hpp"
 #include "zero/adam.hpp"
 #include "zero/cpu_isa.hpp"
 

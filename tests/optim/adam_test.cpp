@@ -5,7 +5,7 @@
 #include <cmath>
 #include <vector>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "zero/adam.hpp"
 #include "zero/cpu_isa.hpp"
 

@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "runtime/parallel.hpp"
+#include "base/parallel.hpp"
 #include "zero/grad_norm.hpp"
 
 using namespace ds;

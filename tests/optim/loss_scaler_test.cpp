@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "zero/loss_scaler.hpp"
 
 using namespace ds;

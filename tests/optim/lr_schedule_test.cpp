@@ -6,7 +6,7 @@
 #include <numbers>
 #include <vector>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "zero/lr_schedule.hpp"
 
 using namespace ds;

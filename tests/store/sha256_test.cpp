@@ -2,10 +2,10 @@
 
 #include <string>
 
-#include "runtime/sha256.hpp"
+#include "store/sha256.hpp"
 #include "store_test_util.hpp"
 
-using namespace ds::runtime;
+using namespace ds::store;
 
 TEST_CASE("sha256 matches the FIPS 180-4 example digests") {
   CHECK(to_hex(sha256("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

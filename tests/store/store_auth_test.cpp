@@ -3,15 +3,15 @@
 
 #include <algorithm>
 
-#include "runtime/error.hpp"
-#include "runtime/sha256.hpp"
-#include "runtime/store_auth.hpp"
-#include "runtime/store_client.hpp"
-#include "runtime/store_server.hpp"
+#include "base/error.hpp"
+#include "store/sha256.hpp"
+#include "store/store_auth.hpp"
+#include "store/store_client.hpp"
+#include "store/store_server.hpp"
 #include "store_test_util.hpp"
 
 using namespace ds;
-using namespace ds::runtime;
+using namespace ds::store;
 using namespace std::chrono_literals;
 using ds::test::framed;
 using ds::test::RawClient;

@@ -4,14 +4,14 @@
 #include <atomic>
 #include <thread>
 
-#include "runtime/error.hpp"
-#include "runtime/memory_store.hpp"
-#include "runtime/store_barrier.hpp"
-#include "runtime/store_client.hpp"
-#include "runtime/store_server.hpp"
+#include "base/error.hpp"
+#include "store/memory_store.hpp"
+#include "store/store_barrier.hpp"
+#include "store/store_client.hpp"
+#include "store/store_server.hpp"
 
 using namespace ds;
-using namespace ds::runtime;
+using namespace ds::store;
 using namespace std::chrono_literals;
 
 namespace {

@@ -1,9 +1,9 @@
 #include <catch2/catch.hpp>
 
-#include "runtime/store_protocol.hpp"
+#include "store/store_protocol.hpp"
 #include "store_test_util.hpp"
 
-using namespace ds::runtime;
+using namespace ds::store;
 using ds::test::from_hex;
 using ds::test::to_hex;
 

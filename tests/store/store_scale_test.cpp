@@ -4,12 +4,12 @@
 #include <atomic>
 #include <thread>
 
-#include "runtime/error.hpp"
-#include "runtime/store_client.hpp"
-#include "runtime/store_server.hpp"
+#include "base/error.hpp"
+#include "store/store_client.hpp"
+#include "store/store_server.hpp"
 
 using namespace ds;
-using namespace ds::runtime;
+using namespace ds::store;
 using namespace std::chrono_literals;
 
 TEST_CASE("1000 concurrent clients, each on its own connection, pass through a barrier") {

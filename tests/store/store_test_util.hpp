@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/store_protocol.hpp"
-#include "runtime/tcp_connection.hpp"
+#include "store/store_protocol.hpp"
+#include "store/tcp_connection.hpp"
 
 namespace ds::test {
 
@@ -46,13 +46,13 @@ inline std::string to_hex(std::string_view bytes) {
 
 // uint64 length + bytes, as the protocol frames strings.
 inline std::string framed(std::string_view bytes) {
-  runtime::WireWriter w;
+  store::WireWriter w;
   w.bytes(bytes);
   return w.take();
 }
 
 inline std::string u64_le(uint64_t value) {
-  runtime::WireWriter w;
+  store::WireWriter w;
   w.u64(value);
   return w.take();
 }
@@ -62,7 +62,7 @@ class RawClient {
  public:
   explicit RawClient(uint16_t port, std::chrono::milliseconds patience = std::chrono::seconds(20))
       : m_patience(patience),
-        m_connection(runtime::TcpConnection::connect("127.0.0.1", port, std::chrono::steady_clock::now() + patience)) {}
+        m_connection(store::TcpConnection::connect("127.0.0.1", port, std::chrono::steady_clock::now() + patience)) {}
 
   void send(std::string_view bytes) { m_connection.send_all(bytes, deadline()); }
   void send_hex(std::string_view hex) { send(from_hex(hex)); }
@@ -80,8 +80,8 @@ class RawClient {
       char byte;
       m_connection.recv_exact(&byte, 1, deadline());
       return false;
-    } catch (const runtime::TcpFailure& failure) {
-      return failure.kind() == runtime::TcpFailure::Kind::closed;
+    } catch (const store::TcpFailure& failure) {
+      return failure.kind() == store::TcpFailure::Kind::closed;
     }
   }
   void close() { m_connection.close(); }
@@ -90,7 +90,7 @@ class RawClient {
   std::chrono::steady_clock::time_point deadline() const { return std::chrono::steady_clock::now() + m_patience; }
 
   std::chrono::milliseconds m_patience;
-  runtime::TcpConnection m_connection;
+  store::TcpConnection m_connection;
 };
 
 }  // namespace ds::test

@@ -5,10 +5,10 @@
 
 #include <algorithm>
 
-#include "runtime/store_server.hpp"
+#include "store/store_server.hpp"
 #include "store_test_util.hpp"
 
-using namespace ds::runtime;
+using namespace ds::store;
 using ds::test::framed;
 using ds::test::from_hex;
 using ds::test::RawClient;

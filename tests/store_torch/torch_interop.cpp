@@ -14,11 +14,11 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/store_auth.hpp"
-#include "runtime/store_server.hpp"
+#include "store/store_auth.hpp"
+#include "store/store_server.hpp"
 #include "support/process.hpp"
 
-using namespace ds::runtime;
+using namespace ds::store;
 
 namespace {
 

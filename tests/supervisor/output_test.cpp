@@ -9,7 +9,7 @@
 #include <thread>
 #include <regex>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "supervisor/fixtures.hpp"
 
 using namespace ds::test;

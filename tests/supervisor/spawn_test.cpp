@@ -12,7 +12,7 @@
 #include <regex>
 #include <thread>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "supervisor/fixtures.hpp"
 
 using namespace ds::test;

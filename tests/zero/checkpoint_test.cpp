@@ -8,8 +8,8 @@
 #include <fstream>
 
 #include "model/gpt_layout.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/error.hpp"
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
 #include "support/process.hpp"
 #include "zero/checkpoint.hpp"
 #include "zero/engine_support.hpp"
@@ -33,7 +33,7 @@ ds::test::EngineRun make_run(int world, int stage, int steps) {
 // Runs `steps` steps, saving a checkpoint after step `save_after` (0-based) into dir.
 ds::test::EngineResult run_and_save(ds::test::EngineRun run, const std::string& dir, int save_after) {
   const auto model = run.model;
-  run.after_step = [dir, save_after, model](Engine& engine, runtime::Comm& comm, int step) {
+  run.after_step = [dir, save_after, model](Engine& engine, comm::Comm& comm, int step) {
     if (step == save_after)
       save_checkpoint(engine, comm, dir, default_tag(step + 1), model, {{"step", step + 1}}, nlohmann::json::object());
   };
@@ -42,7 +42,7 @@ ds::test::EngineResult run_and_save(ds::test::EngineRun run, const std::string& 
 
 ds::test::EngineResult resume(ds::test::EngineRun run, const std::string& dir, int start_step) {
   run.start_step = start_step;
-  run.after_init = [dir](Engine& engine, runtime::Comm&) {
+  run.after_init = [dir](Engine& engine, comm::Comm&) {
     auto manifest = load_checkpoint(engine, resolve_checkpoint_dir(dir));
     REQUIRE(manifest.at("trainer").at("step") == manifest.at("engine").at("steps_applied"));
   };

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 #include "zero/engine_support.hpp"
 #include "zero/partition.hpp"
@@ -201,7 +201,7 @@ TEST_CASE("a NaN gradient in bf16 stops the step with a message naming the tenso
     run.options.comm_dtype = DType::bf16;
     run.steps = 1;
     // Poison one weight of block 1's MLP on every rank: its gradient (and the loss) go NaN.
-    run.after_init = [](Engine& engine, runtime::Comm&) {
+    run.after_init = [](Engine& engine, comm::Comm&) {
       std::vector<std::vector<float>> saved;
       engine.load_optimizer_space([&](int unit, int64_t begin, int64_t count, Engine::StateTensor which, float* out) {
         std::fill(out, out + count, 0.01f);

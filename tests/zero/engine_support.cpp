@@ -8,10 +8,10 @@
 
 #include "model/gpt.hpp"
 #include "model/gpt_layout.hpp"
-#include "runtime/comm_gloo.hpp"
-#include "runtime/comm_single.hpp"
-#include "runtime/device.hpp"
-#include "runtime/memory_store.hpp"
+#include "comm/comm_gloo.hpp"
+#include "comm/comm_single.hpp"
+#include "device/device.hpp"
+#include "store/memory_store.hpp"
 
 namespace ds::test {
 namespace {
@@ -47,7 +47,7 @@ zero::EngineOptions default_options(const model::GptConfig& model, int stage) {
 
 EngineResult run_engine(const EngineRun& run) {
   const auto layout = model::gpt_layout(run.model);
-  runtime::MemoryStore store(std::chrono::seconds(60));
+  store::MemoryStore store(std::chrono::seconds(60));
   const std::string prefix = "engine-test-" + std::to_string(g_run_counter++);
   EngineResult result;
   int64_t total = 0;
@@ -69,11 +69,11 @@ EngineResult run_engine(const EngineRun& run) {
 
   auto rank_main = [&](int rank) {
     try {
-      std::unique_ptr<runtime::Comm> comm;
-      if (run.world == 1) comm = runtime::make_single_rank_comm();
-      else comm = runtime::make_gloo_comm(store, {.rank = rank, .size = run.world, .prefix = prefix,
+      std::unique_ptr<comm::Comm> comm;
+      if (run.world == 1) comm = comm::make_single_rank_comm();
+      else comm = comm::make_gloo_comm(store, {.rank = rank, .size = run.world, .prefix = prefix,
                                                   .timeout = std::chrono::milliseconds(60'000)});
-      auto device = runtime::make_cpu_device();
+      auto device = device::make_cpu_device();
       zero::EngineOptions options = run.options;
       options.grad_accum_steps = run.grad_accum;
       model::Gpt gpt(run.model, options.compute_dtype);

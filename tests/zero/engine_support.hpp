@@ -24,8 +24,8 @@ struct EngineRun {
   double lr = 1e-2;
   zero::EngineOptions options;   // stage, dtypes, buckets... (groups filled by run_engine when empty)
   // Called on every rank after construction (e.g. to load a checkpoint) and after every step.
-  std::function<void(zero::Engine&, runtime::Comm&, int step)> after_step;
-  std::function<void(zero::Engine&, runtime::Comm&)> after_init;
+  std::function<void(zero::Engine&, comm::Comm&, int step)> after_step;
+  std::function<void(zero::Engine&, comm::Comm&)> after_init;
 };
 
 struct EngineResult {

@@ -11,7 +11,7 @@
 // user's arguments as dslaunch passed them:
 //   ENV_DUMP_DIR=DIR     write DIR/rank<RANK>.json (temp file + rename: a reader never sees half of
 //                        it); without it, print the object as one line on stdout
-//   ENV_DUMP_STORE=1     first connect to the job's store as a native worker (runtime::World from the
+//   ENV_DUMP_STORE=1     first connect to the job's store as a native worker (comm::World from the
 //                        environment: DSLAUNCH_STORE_ADDR/PORT, DSLAUNCH_TOKEN), read the dslaunch/
 //                        keys into "store", and after writing the dump pass a barrier of all ranks
 //                        (timeout DSLAUNCH_RDZV_TIMEOUT; 0 = none)
@@ -31,8 +31,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/store_client.hpp"
-#include "runtime/world.hpp"
+#include "store/store_client.hpp"
+#include "comm/world.hpp"
 
 extern char** environ;
 
@@ -72,11 +72,11 @@ int main(int argc, char** argv) {
   }
 
   try {
-    std::unique_ptr<ds::runtime::StoreClient> store;
-    ds::runtime::World world;
+    std::unique_ptr<ds::store::StoreClient> store;
+    ds::comm::World world;
     if (std::string(env_or("ENV_DUMP_STORE", "")) == "1") {
-      world = ds::runtime::world_from_env();
-      store = std::make_unique<ds::runtime::StoreClient>(ds::runtime::StoreClientOptions{
+      world = ds::comm::world_from_env();
+      store = std::make_unique<ds::store::StoreClient>(ds::store::StoreClientOptions{
           .host = world.store_addr,
           .port = static_cast<uint16_t>(world.store_port),
           .token = world.token,

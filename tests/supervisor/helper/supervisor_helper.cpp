@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "launch/supervisor.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 extern char** environ;
 

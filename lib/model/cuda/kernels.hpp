@@ -1,0 +1,139 @@
+// The GPT-2 layers on a CUDA GPU: the twin of every CPU op in model/ops*.hpp (their oracle), with
+// the same shapes, the same storage rules and the same gradient convention, so a test can run
+// both on one input and compare.
+//
+// Shared rules (as model/ops.hpp, plus what a GPU adds):
+//   - S ∈ {float, ds::bf16, ds::f16} is the storage type; every value is loaded to fp32, every sum
+//     is accumulated in fp32, results are rounded to S once when stored. Row statistics, losses and
+//     attention's log-sum-exp are fp32 whatever S is.
+//   - Every pointer is device memory (cudaMalloc'd or from the Device's pool) unless it says host.
+//     Every launcher only QUEUES work on `stream`: none synchronises, none allocates, none frees.
+//     Scratch a kernel needs is passed in, sized by the *_scratch_bytes function beside it.
+//   - Every *_backward ACCUMULATES (+=) into every gradient it produces, parameters and inputs alike
+//     (a tied weight receives both contributions), except softmax_xent_backward, which WRITES
+//     dlogits (it is where backward starts) and may do so in place over the logits.
+//   - Deterministic: the same inputs give the same bits on every run (no floating-point atomics;
+//     partial sums are combined in a fixed order). Where a library call (cuBLASLt, cuDNN) is used
+//     it is configured deterministically (fixed algorithm, no split-K atomics).
+//   - fp32 storage computes in true fp32 (no TF32), so fp32 runs can be checked tightly against the
+//     CPU twins and PyTorch.
+//   - Errors: a CUDA or library error throws ds::ResourceError / InternalError naming the op and
+//     the call (device/cuda_check.hpp); shapes that a kernel does not support throw UsageError
+//     naming the shape, never compute something wrong.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "base/dtype.hpp"
+
+typedef struct CUstream_st* cudaStream_t;
+
+namespace ds::model::cuda {
+
+// ---- encoder: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:] (model/ops_encoder.hpp) ----------------------
+template <typename S>
+void encoder_forward(S* out, const int32_t* inp, const S* wte, const S* wpe, int B, int T, int C,
+                     cudaStream_t stream);
+
+// The backward's deterministic index, built on the host from the micro-batch's tokens (which the
+// model has on the host anyway): for each distinct token, the (b,t) rows that use it, in (b,t)
+// order. The kernel sums a token's rows in that order in fp32 and adds the sum to dwte once, exactly
+// like encoder_backward_cpu; dwpe sums over b in order. Upload the three arrays to the device.
+struct EncoderIndex {
+  std::vector<int32_t> tokens;   // distinct tokens, ascending
+  std::vector<int32_t> offsets;  // tokens.size() + 1: rows of tokens[i] are rows[offsets[i] .. offsets[i+1])
+  std::vector<int32_t> rows;     // B*T flat (b*T + t) row indices
+};
+EncoderIndex build_encoder_index(const int32_t* host_inp, int B, int T);
+
+template <typename S>
+void encoder_backward(S* dwte, S* dwpe, const S* dout, const int32_t* index_tokens, const int32_t* index_offsets,
+                      const int32_t* index_rows, int n_tokens, int B, int T, int C, cudaStream_t stream);
+
+// ---- layernorm over C, eps model::k_layernorm_eps (model/ops_layernorm.hpp) ------------------------
+// N = B*T rows.
+template <typename S>
+void layernorm_forward(S* out, float* mean, float* rstd, const S* inp, const S* weight, const S* bias, int N, int C,
+                       cudaStream_t stream);
+size_t layernorm_backward_scratch_bytes(int N, int C);
+template <typename S>
+void layernorm_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* inp, const S* weight, const float* mean,
+                        const float* rstd, int N, int C, void* scratch, cudaStream_t stream);
+
+// ---- GELU (tanh approximation), residual (model/ops_gelu.hpp, ops_residual.hpp) ---------------------
+template <typename S>
+void gelu_forward(S* out, const S* inp, int64_t n, cudaStream_t stream);
+template <typename S>
+void gelu_backward(S* dinp, const S* inp, const S* dout, int64_t n, cudaStream_t stream);  // dinp +=
+template <typename S>
+void residual_forward(S* out, const S* inp1, const S* inp2, int64_t n, cudaStream_t stream);
+template <typename S>
+void residual_backward(S* dinp1, S* dinp2, const S* dout, int64_t n, cudaStream_t stream);  // both +=
+
+// ---- matmul through cuBLASLt (model/ops_matmul.hpp) --------------------------------------------------
+// One per stream: the cuBLASLt handle, its workspace and cached plans (matmul descriptors and the
+// chosen algorithm per shape). Not thread-safe; every call queues on the stream it was made for.
+class Blas {
+ public:
+  explicit Blas(cudaStream_t stream);
+  ~Blas();
+  Blas(const Blas&) = delete;
+  Blas& operator=(const Blas&) = delete;
+  cudaStream_t stream() const;
+  struct Impl;
+  Impl& impl() { return *m_impl; }
+
+ private:
+  std::unique_ptr<Impl> m_impl;
+};
+
+// out (N,OC) = inp (N,C) · weightᵀ (weight is (OC,C)) + bias (OC, or null).
+// With gelu_out non-null the GELU is fused as an epilogue: out receives the pre-activation (what
+// gelu_backward needs) and gelu_out = gelu(out), as gelu_forward would compute it from out.
+template <typename S>
+void matmul_forward(Blas& blas, S* out, const S* inp, const S* weight, const S* bias, int N, int C, int OC,
+                    S* gelu_out = nullptr);
+// dinp (N,C) += dout · weight; dweight (OC,C) += doutᵀ · inp; dbias (OC) += Σ_rows dout.
+// dinp and dbias may be null. With gelu_inp non-null (the pre-activation of the layer whose output
+// feeds this matmul) the dinp is further multiplied by gelu'(gelu_inp) — the fused backward of
+// matmul + GELU — and then dinp is WRITTEN, not accumulated (the model's dfch buffer is fresh).
+size_t matmul_backward_scratch_bytes(int N, int C, int OC);
+template <typename S>
+void matmul_backward(Blas& blas, S* dinp, S* dweight, S* dbias, const S* dout, const S* inp, const S* weight, int N,
+                     int C, int OC, void* scratch, const S* gelu_inp = nullptr);
+
+// ---- causal self-attention on the packed qkv (model/ops_attention.hpp) -------------------------------
+// Flash-style: never materialises (B,NH,T,T). Forward writes out (B,T,C) and lse (B,NH,T) fp32, the
+// log-sum-exp of each row's scaled, masked scores; backward uses qkv, out, lse and dout and
+// ACCUMULATES into dqkv (B,T,3C). Requires C % NH == 0; head sizes supported: see
+// attention_supported().
+enum class AttentionImpl { automatic, own, cudnn };
+bool attention_supported(int head_size, ds::DType dtype, AttentionImpl impl);
+const char* attention_impl_name(AttentionImpl impl);
+size_t attention_backward_scratch_bytes(int B, int T, int C, int NH, ds::DType dtype, AttentionImpl impl);
+template <typename S>
+void attention_forward(S* out, float* lse, const S* qkv, int B, int T, int C, int NH, cudaStream_t stream,
+                       AttentionImpl impl = AttentionImpl::automatic);
+template <typename S>
+void attention_backward(S* dqkv, const S* dout, const S* qkv, const S* out, const float* lse, int B, int T, int C,
+                        int NH, void* scratch, cudaStream_t stream, AttentionImpl impl = AttentionImpl::automatic);
+
+// ---- fused softmax + cross-entropy (model/ops_softmax_xent.hpp) -------------------------------------
+// losses (N) fp32: -log softmax(logits[:V])[target], 0 where target == k_ignore_target. Never
+// materialises probabilities. N = B*T.
+template <typename S>
+void softmax_xent_forward(float* losses, const S* logits, const int32_t* targets, int N, int V, int Vp,
+                          cudaStream_t stream);
+// *mean_out (device fp32) = Σ losses / scored, summed in double in row order (scored from the host:
+// count_scored_targets; 0 scored gives 0).
+void mean_loss(float* mean_out, const float* losses, int N, int64_t scored, cudaStream_t stream);
+// WRITES dlogits (N,Vp) = (softmax - onehot) · dloss / scored for scored rows, 0 in padding columns
+// and ignored rows. dlogits may equal logits (in place).
+template <typename S>
+void softmax_xent_backward(S* dlogits, const S* logits, const int32_t* targets, float dloss, int64_t scored, int N,
+                           int V, int Vp, cudaStream_t stream);
+
+}  // namespace ds::model::cuda
