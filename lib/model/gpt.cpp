@@ -5,10 +5,20 @@
 #include <vector>
 
 #include "model/ops.hpp"
+#include "model/ops_backend.hpp"
 #include "base/check.hpp"
 #include "base/error.hpp"
 
 namespace ds::model {
+
+// What the backend changes in the plan: the attention state it keeps, whether GELU is fused into
+// the matmuls (no dfch_gelu gradient buffer) and whether dlogits overwrite the logits.
+struct PlanShape {
+  int64_t attention_state_floats = 0;  // per layer
+  bool fused_gelu = false;
+  bool inplace_xent = false;
+};
+
 namespace {
 
 // Byte offsets of every buffer forward and backward use for one (B,T), each 64-byte aligned,
@@ -17,7 +27,7 @@ struct Plan {
   struct Layer {
     size_t ln1, ln1_mean, ln1_rstd;  // ln1 (B,T,C); stats (B,T) fp32
     size_t qkv;                      // (B,T,3C)
-    size_t att;                      // (B,NH,T,T) fp32 probabilities
+    size_t att;                      // attention state, fp32: (B,NH,T,T) probabilities (CPU) or (B,NH,T) log-sum-exp
     size_t atty;                     // (B,T,C) attention output, heads side by side
     size_t res2;                     // (B,T,C) residual after attention
     size_t ln2, ln2_mean, ln2_rstd;  // as ln1
@@ -41,7 +51,11 @@ struct Plan {
   size_t total = 0;
 };
 
-Plan make_plan(const GptConfig& c, DType dtype, int B, int T) {
+PlanShape cpu_plan_shape(const GptConfig& c, int B, int T) {
+  return {int64_t{B} * c.n_head * T * T, false, false};
+}
+
+Plan make_plan(const GptConfig& c, DType dtype, int B, int T, const PlanShape& shape) {
   Plan p;
   size_t cursor = 0;
   auto take = [&](int64_t elems, size_t elem_bytes) {
@@ -56,7 +70,7 @@ Plan make_plan(const GptConfig& c, DType dtype, int B, int T) {
     Plan::Layer L;
     L.ln1 = take(BT * C, s), L.ln1_mean = take(BT, f), L.ln1_rstd = take(BT, f);
     L.qkv = take(BT * 3 * C, s);
-    L.att = take(int64_t{B} * c.n_head * T * T, f);
+    L.att = take(shape.attention_state_floats, f);
     L.atty = take(BT * C, s);
     L.res2 = take(BT * C, s);
     L.ln2 = take(BT * C, s), L.ln2_mean = take(BT, f), L.ln2_rstd = take(BT, f);
@@ -72,8 +86,9 @@ Plan make_plan(const GptConfig& c, DType dtype, int B, int T) {
   p.dln = take(BT * C, s);
   p.dqkv = take(BT * 3 * C, s);
   p.datty = take(BT * C, s);
-  p.dfch = take(BT * 4 * C, s), p.dfch_gelu = take(BT * 4 * C, s);
-  p.dlogits = take(BT * Vp, s);
+  p.dfch = take(BT * 4 * C, s);
+  p.dfch_gelu = shape.fused_gelu ? p.dfch : take(BT * 4 * C, s);
+  p.dlogits = shape.inplace_xent ? p.logits : take(BT * Vp, s);
   p.tokens = take(2 * BT, sizeof(int32_t));
   p.total = cursor;
   return p;
@@ -84,32 +99,41 @@ Plan make_plan(const GptConfig& c, DType dtype, int B, int T) {
 struct Gpt::Activations {
   int B = 0, T = 0;
   Plan plan;
-  std::vector<std::byte> memory;
+  device::Buffer memory;
   bool have_targets = false;
   bool backward_ready = false;  // a forward with targets ran and its backward has not
+  int64_t scored = 0;           // positions of the last forward with a target
 
   template <typename X>
   X* at(size_t offset) {
-    return reinterpret_cast<X*>(memory.data() + offset);
-  }
-  template <typename S>
-  void zero(size_t offset, int64_t elems) {
-    std::memset(memory.data() + offset, 0, static_cast<size_t>(elems) * sizeof(S));
+    return reinterpret_cast<X*>(memory.as<std::byte>() + offset);
   }
   int32_t* inputs() { return at<int32_t>(plan.tokens); }
   int32_t* targets() { return at<int32_t>(plan.tokens) + int64_t{B} * T; }
 };
 
-Gpt::Gpt(GptConfig config, DType compute_dtype)
+Gpt::Gpt(GptConfig config, DType compute_dtype) : Gpt(std::move(config), compute_dtype, make_cpu_ops(compute_dtype)) {}
+
+Gpt::Gpt(GptConfig config, DType compute_dtype, std::unique_ptr<Ops> ops)
     : m_config(std::move(config)), m_dtype(compute_dtype), m_layout(gpt_layout(m_config)), m_ids(gpt_ids(m_config)),
-      m_acts(std::make_unique<Activations>()) {}
+      m_ops(std::move(ops)), m_acts(std::make_unique<Activations>()) {
+  DS_CHECK(m_ops && m_ops->dtype() == m_dtype, "the Gpt's ops backend must compute in ", dtype_name(m_dtype));
+}
 
 Gpt::~Gpt() = default;
 Gpt::Gpt(Gpt&&) noexcept = default;
 Gpt& Gpt::operator=(Gpt&&) noexcept = default;
 
 int64_t Gpt::activation_bytes(const GptConfig& config, DType dtype, int B, int T) {
-  return static_cast<int64_t>(make_plan(config, dtype, B, T).total);
+  return static_cast<int64_t>(make_plan(config, dtype, B, T, cpu_plan_shape(config, B, T)).total);
+}
+
+int64_t Gpt::flash_activation_bytes(const GptConfig& config, DType dtype, int B, int T) {
+  return static_cast<int64_t>(make_plan(config, dtype, B, T, {int64_t{B} * config.n_head * T, true, true}).total);
+}
+
+int64_t Gpt::activation_bytes(int B, int T) const {
+  return static_cast<int64_t>(make_plan(m_config, m_dtype, B, T, plan_shape(B, T)).total);
 }
 
 namespace {
@@ -142,47 +166,65 @@ float Gpt::forward(ParamAccess& params, const int32_t* inputs, const int32_t* ta
 
   Activations& a = *m_acts;
   if (a.B != B || a.T != T) {
-    a.plan = make_plan(m_config, m_dtype, B, T);
-    if (a.memory.size() < a.plan.total) a.memory = std::vector<std::byte>(a.plan.total);
+    a.plan = make_plan(m_config, m_dtype, B, T, plan_shape(B, T));
+    if (a.memory.bytes() < a.plan.total) {
+      a.memory.reset();  // the old buffer first: on a GPU both may not fit
+      a.memory = m_ops->alloc_activations(a.plan.total);
+    }
+    m_ops->prepare(B, T, m_config.n_embd, m_config.n_head, m_config.padded_vocab_size);
     a.B = B, a.T = T;
   }
-  std::memcpy(a.inputs(), inputs, static_cast<size_t>(BT) * sizeof(int32_t));
-  if (targets) std::memcpy(a.targets(), targets, static_cast<size_t>(BT) * sizeof(int32_t));
+  m_ops->upload_tokens(a.inputs(), a.targets(), inputs, targets, B, T);
+  a.scored = targets ? count_scored_targets(targets, BT) : 0;
   a.have_targets = targets != nullptr;
   a.backward_ready = false;
-  const float loss = visit_dtype(m_dtype, [&](auto zero) { return forward_impl<decltype(zero)>(params); });
+  const float loss = forward_impl(params);
   a.backward_ready = a.have_targets;
   return loss;
 }
 
 void Gpt::backward(ParamAccess& params, float dloss) {
   DS_CHECK(m_acts->backward_ready, "Gpt::backward needs a forward with targets first (and runs once per forward)");
-  visit_dtype(m_dtype, [&](auto zero) { backward_impl<decltype(zero)>(params, dloss); });
+  backward_impl(params, dloss);
   m_acts->backward_ready = false;
 }
 
-TensorRef Gpt::logits() const {
-  const Activations& a = *m_acts;
-  DS_CHECK(a.B > 0, "no forward has run");
-  return {const_cast<std::byte*>(a.memory.data()) + a.plan.logits, m_dtype,
-          int64_t{a.B} * a.T * m_config.padded_vocab_size};
+PlanShape Gpt::plan_shape(int B, int T) const {
+  return {m_ops->attention_state_floats(B, T, m_config.n_head), m_ops->fuses_gelu(), m_ops->fuses_gelu()};
 }
 
-std::span<const float> Gpt::losses() const {
+std::vector<float> Gpt::logits() const {
   const Activations& a = *m_acts;
   DS_CHECK(a.B > 0, "no forward has run");
-  return {reinterpret_cast<const float*>(a.memory.data() + a.plan.losses), static_cast<size_t>(a.B) * a.T};
+  DS_CHECK(!a.plan.dlogits || a.plan.dlogits != a.plan.logits || a.backward_ready || !a.have_targets,
+           "the logits were overwritten by backward (this backend computes dlogits in place)");
+  const size_t n = static_cast<size_t>(a.B) * a.T * m_config.padded_vocab_size;
+  std::vector<std::byte> raw(n * dtype_size(m_dtype));
+  m_ops->read_back(raw.data(), const_cast<Activations&>(a).at<std::byte>(a.plan.logits), raw.size());
+  std::vector<float> out(n);
+  visit_dtype(m_dtype, [&](auto zero) {
+    const auto* v = reinterpret_cast<const decltype(zero)*>(raw.data());
+    for (size_t i = 0; i < n; ++i) out[i] = to_float(v[i]);
+  });
+  return out;
+}
+
+std::vector<float> Gpt::losses() const {
+  const Activations& a = *m_acts;
+  DS_CHECK(a.B > 0, "no forward has run");
+  std::vector<float> out(static_cast<size_t>(a.B) * a.T);
+  m_ops->read_back(out.data(), const_cast<Activations&>(a).at<float>(a.plan.losses), out.size() * sizeof(float));
+  return out;
 }
 
 namespace {
 
 // Reads params / grads of the module that is open, checking sizes against the layout.
-template <typename S>
 struct Access {
   ParamAccess& params;
   const ModelLayout& layout;
-  const S* param(ParamId p) const { return checked(params.param(p), p).template as<S>(); }
-  S* grad(ParamId p) const { return checked(params.grad(p), p).template as<S>(); }
+  const void* param(ParamId p) const { return checked(params.param(p), p).data; }
+  void* grad(ParamId p) const { return checked(params.grad(p), p).data; }
   TensorRef checked(TensorRef t, ParamId p) const {
     DS_CHECK(t.numel == layout.params[static_cast<size_t>(p)].numel, layout.params[static_cast<size_t>(p)].name,
              " handed out with ", t.numel, " elements");
@@ -192,81 +234,93 @@ struct Access {
 
 }  // namespace
 
-template <typename S>
 float Gpt::forward_impl(ParamAccess& params) {
   Activations& a = *m_acts;
+  Ops& ops = *m_ops;
   const Plan& p = a.plan;
-  const Access<S> w{params, m_layout};
+  const Access w{params, m_layout};
   const int B = a.B, T = a.T, C = m_config.n_embd, NH = m_config.n_head;
   const int V = m_config.vocab_size, Vp = m_config.padded_vocab_size;
-  const int64_t BTC = int64_t{B} * T * C;
+  const int N = B * T;
+  const int64_t BTC = int64_t{N} * C;
+  auto at = [&](size_t offset) { return a.at<std::byte>(offset); };
+  auto f32 = [&](size_t offset) { return a.at<float>(offset); };
 
   params.begin_forward(GptIds::k_embed_module);
-  S* x = a.at<S>(p.encoded);
-  encoder_forward_cpu(x, a.inputs(), w.param(m_ids.wte), w.param(m_ids.wpe), B, T, C);
+  void* x = at(p.encoded);
+  ops.encoder_forward(x, a.inputs(), w.param(m_ids.wte), w.param(m_ids.wpe), B, T, C);
   params.end_forward(GptIds::k_embed_module);
 
   for (int l = 0; l < m_config.n_layer; ++l) {
     const Plan::Layer& L = p.layers[static_cast<size_t>(l)];
     auto id = [&](BlockParam bp) { return m_ids.block(l, bp); };
-    S* proj = a.at<S>(p.proj);
+    void* proj = at(p.proj);
     params.begin_forward(GptIds::block_module(l));
     // attention branch: res2 = x + c_proj(attention(c_attn(ln_1(x))))
-    layernorm_forward_cpu(a.at<S>(L.ln1), a.at<float>(L.ln1_mean), a.at<float>(L.ln1_rstd), x,
-                          w.param(id(BlockParam::ln_1_weight)), w.param(id(BlockParam::ln_1_bias)), B, T, C);
-    matmul_forward_cpu(a.at<S>(L.qkv), a.at<S>(L.ln1), w.param(id(BlockParam::attn_c_attn_weight)),
-                       w.param(id(BlockParam::attn_c_attn_bias)), B, T, C, 3 * C);
-    attention_forward_cpu(a.at<S>(L.atty), a.at<float>(L.att), a.at<S>(L.qkv), B, T, C, NH);
-    matmul_forward_cpu(proj, a.at<S>(L.atty), w.param(id(BlockParam::attn_c_proj_weight)),
-                       w.param(id(BlockParam::attn_c_proj_bias)), B, T, C, C);
-    residual_forward_cpu(a.at<S>(L.res2), x, proj, BTC);
+    ops.layernorm_forward(at(L.ln1), f32(L.ln1_mean), f32(L.ln1_rstd), x, w.param(id(BlockParam::ln_1_weight)),
+                          w.param(id(BlockParam::ln_1_bias)), N, C);
+    ops.matmul_forward(at(L.qkv), at(L.ln1), w.param(id(BlockParam::attn_c_attn_weight)),
+                       w.param(id(BlockParam::attn_c_attn_bias)), N, C, 3 * C);
+    ops.attention_forward(at(L.atty), f32(L.att), at(L.qkv), B, T, C, NH);
+    ops.matmul_forward(proj, at(L.atty), w.param(id(BlockParam::attn_c_proj_weight)),
+                       w.param(id(BlockParam::attn_c_proj_bias)), N, C, C);
+    ops.residual_forward(at(L.res2), x, proj, BTC);
     // MLP branch: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2))))
-    layernorm_forward_cpu(a.at<S>(L.ln2), a.at<float>(L.ln2_mean), a.at<float>(L.ln2_rstd), a.at<S>(L.res2),
-                          w.param(id(BlockParam::ln_2_weight)), w.param(id(BlockParam::ln_2_bias)), B, T, C);
-    matmul_forward_cpu(a.at<S>(L.fch), a.at<S>(L.ln2), w.param(id(BlockParam::mlp_c_fc_weight)),
-                       w.param(id(BlockParam::mlp_c_fc_bias)), B, T, C, 4 * C);
-    gelu_forward_cpu(a.at<S>(L.fch_gelu), a.at<S>(L.fch), 4 * BTC);
-    matmul_forward_cpu(proj, a.at<S>(L.fch_gelu), w.param(id(BlockParam::mlp_c_proj_weight)),
-                       w.param(id(BlockParam::mlp_c_proj_bias)), B, T, 4 * C, C);
-    residual_forward_cpu(a.at<S>(L.res3), a.at<S>(L.res2), proj, BTC);
+    ops.layernorm_forward(at(L.ln2), f32(L.ln2_mean), f32(L.ln2_rstd), at(L.res2), w.param(id(BlockParam::ln_2_weight)),
+                          w.param(id(BlockParam::ln_2_bias)), N, C);
+    if (ops.fuses_gelu()) {
+      ops.matmul_forward(at(L.fch), at(L.ln2), w.param(id(BlockParam::mlp_c_fc_weight)),
+                         w.param(id(BlockParam::mlp_c_fc_bias)), N, C, 4 * C, at(L.fch_gelu));
+    } else {
+      ops.matmul_forward(at(L.fch), at(L.ln2), w.param(id(BlockParam::mlp_c_fc_weight)),
+                         w.param(id(BlockParam::mlp_c_fc_bias)), N, C, 4 * C);
+      ops.gelu_forward(at(L.fch_gelu), at(L.fch), 4 * BTC);
+    }
+    ops.matmul_forward(proj, at(L.fch_gelu), w.param(id(BlockParam::mlp_c_proj_weight)),
+                       w.param(id(BlockParam::mlp_c_proj_bias)), N, 4 * C, C);
+    ops.residual_forward(at(L.res3), at(L.res2), proj, BTC);
     params.end_forward(GptIds::block_module(l));
-    x = a.at<S>(L.res3);
+    x = at(L.res3);
   }
 
   params.begin_forward(m_ids.head_module());
-  layernorm_forward_cpu(a.at<S>(p.lnf), a.at<float>(p.lnf_mean), a.at<float>(p.lnf_rstd), x,
-                        w.param(m_ids.ln_f_weight()), w.param(m_ids.ln_f_bias()), B, T, C);
-  matmul_forward_cpu(a.at<S>(p.logits), a.at<S>(p.lnf), w.param(m_ids.wte), static_cast<const S*>(nullptr), B, T, C, Vp);
+  ops.layernorm_forward(at(p.lnf), f32(p.lnf_mean), f32(p.lnf_rstd), x, w.param(m_ids.ln_f_weight()),
+                        w.param(m_ids.ln_f_bias()), N, C);
+  ops.matmul_forward(at(p.logits), at(p.lnf), w.param(m_ids.wte), nullptr, N, C, Vp);
   float loss = 0.0f;
   if (a.have_targets) {
-    loss = softmax_xent_forward_cpu(a.at<float>(p.losses), a.at<S>(p.logits), a.targets(), B, T, V, Vp);
+    ops.softmax_xent_forward(f32(p.losses), at(p.logits), a.targets(), N, V, Vp);
+    loss = ops.mean_loss(f32(p.losses), N, a.scored);
   } else {
-    std::memset(a.at<float>(p.losses), 0, static_cast<size_t>(B) * T * sizeof(float));
+    ops.zero(f32(p.losses), static_cast<size_t>(N) * sizeof(float));
   }
   params.end_forward(m_ids.head_module());
   return loss;
 }
 
-template <typename S>
 void Gpt::backward_impl(ParamAccess& params, float dloss) {
   Activations& a = *m_acts;
+  Ops& ops = *m_ops;
   const Plan& p = a.plan;
-  const Access<S> w{params, m_layout};
+  const Access w{params, m_layout};
   const int B = a.B, T = a.T, C = m_config.n_embd, NH = m_config.n_head, L = m_config.n_layer;
   const int V = m_config.vocab_size, Vp = m_config.padded_vocab_size;
-  const int64_t BTC = int64_t{B} * T * C;
-  S* dres = a.at<S>(p.dres);
-  S* dln = a.at<S>(p.dln);
-  auto block_input = [&](int l) { return l == 0 ? a.at<S>(p.encoded) : a.at<S>(p.layers[static_cast<size_t>(l - 1)].res3); };
+  const int N = B * T;
+  const size_t es = dtype_size(m_dtype);
+  const size_t BTC_bytes = static_cast<size_t>(N) * C * es;
+  auto at = [&](size_t offset) { return a.at<std::byte>(offset); };
+  auto f32 = [&](size_t offset) { return a.at<float>(offset); };
+  void* dres = at(p.dres);
+  void* dln = at(p.dln);
+  auto block_input = [&](int l) { return l == 0 ? at(p.encoded) : at(p.layers[static_cast<size_t>(l - 1)].res3); };
 
   params.begin_backward(m_ids.head_module());
-  softmax_xent_backward_cpu(a.at<S>(p.dlogits), a.at<S>(p.logits), a.targets(), dloss, B, T, V, Vp);
-  a.zero<S>(p.dln, BTC);
-  matmul_backward_cpu(dln, w.grad(m_ids.wte), static_cast<S*>(nullptr), a.at<S>(p.dlogits), a.at<S>(p.lnf),
-                      w.param(m_ids.wte), B, T, C, Vp);
-  a.zero<S>(p.dres, BTC);
-  layernorm_backward_cpu(dres, w.grad(m_ids.ln_f_weight()), w.grad(m_ids.ln_f_bias()), dln, block_input(L),
-                         w.param(m_ids.ln_f_weight()), a.at<float>(p.lnf_mean), a.at<float>(p.lnf_rstd), B, T, C);
+  ops.softmax_xent_backward(at(p.dlogits), at(p.logits), a.targets(), dloss, a.scored, N, V, Vp);
+  ops.zero(dln, BTC_bytes);
+  ops.matmul_backward(dln, w.grad(m_ids.wte), nullptr, at(p.dlogits), at(p.lnf), w.param(m_ids.wte), N, C, Vp);
+  ops.zero(dres, BTC_bytes);
+  ops.layernorm_backward(dres, w.grad(m_ids.ln_f_weight()), w.grad(m_ids.ln_f_bias()), dln, block_input(L),
+                         w.param(m_ids.ln_f_weight()), f32(p.lnf_mean), f32(p.lnf_rstd), N, C);
   params.end_backward(m_ids.head_module());
 
   // dres holds the gradient of the block's output (res3). Both residual adds pass it through
@@ -277,36 +331,39 @@ void Gpt::backward_impl(ParamAccess& params, float dloss) {
     auto id = [&](BlockParam bp) { return m_ids.block(l, bp); };
     params.begin_backward(GptIds::block_module(l));
     // MLP branch
-    a.zero<S>(p.dfch_gelu, 4 * BTC);
-    matmul_backward_cpu(a.at<S>(p.dfch_gelu), w.grad(id(BlockParam::mlp_c_proj_weight)),
-                        w.grad(id(BlockParam::mlp_c_proj_bias)), dres, a.at<S>(Ly.fch_gelu),
-                        w.param(id(BlockParam::mlp_c_proj_weight)), B, T, 4 * C, C);
-    a.zero<S>(p.dfch, 4 * BTC);
-    gelu_backward_cpu(a.at<S>(p.dfch), a.at<S>(Ly.fch), a.at<S>(p.dfch_gelu), 4 * BTC);
-    a.zero<S>(p.dln, BTC);
-    matmul_backward_cpu(dln, w.grad(id(BlockParam::mlp_c_fc_weight)), w.grad(id(BlockParam::mlp_c_fc_bias)),
-                        a.at<S>(p.dfch), a.at<S>(Ly.ln2), w.param(id(BlockParam::mlp_c_fc_weight)), B, T, C, 4 * C);
-    layernorm_backward_cpu(dres, w.grad(id(BlockParam::ln_2_weight)), w.grad(id(BlockParam::ln_2_bias)), dln,
-                           a.at<S>(Ly.res2), w.param(id(BlockParam::ln_2_weight)), a.at<float>(Ly.ln2_mean),
-                           a.at<float>(Ly.ln2_rstd), B, T, C);
+    if (ops.fuses_gelu()) {
+      // dfch = (dres · W_proj) ∘ gelu'(fch), written by the fused backward
+      ops.matmul_backward(at(p.dfch), w.grad(id(BlockParam::mlp_c_proj_weight)), w.grad(id(BlockParam::mlp_c_proj_bias)),
+                          dres, at(Ly.fch_gelu), w.param(id(BlockParam::mlp_c_proj_weight)), N, 4 * C, C, at(Ly.fch));
+    } else {
+      ops.zero(at(p.dfch_gelu), 4 * BTC_bytes);
+      ops.matmul_backward(at(p.dfch_gelu), w.grad(id(BlockParam::mlp_c_proj_weight)),
+                          w.grad(id(BlockParam::mlp_c_proj_bias)), dres, at(Ly.fch_gelu),
+                          w.param(id(BlockParam::mlp_c_proj_weight)), N, 4 * C, C);
+      ops.zero(at(p.dfch), 4 * BTC_bytes);
+      ops.gelu_backward(at(p.dfch), at(Ly.fch), at(p.dfch_gelu), 4 * int64_t{N} * C);
+    }
+    ops.zero(dln, BTC_bytes);
+    ops.matmul_backward(dln, w.grad(id(BlockParam::mlp_c_fc_weight)), w.grad(id(BlockParam::mlp_c_fc_bias)), at(p.dfch),
+                        at(Ly.ln2), w.param(id(BlockParam::mlp_c_fc_weight)), N, C, 4 * C);
+    ops.layernorm_backward(dres, w.grad(id(BlockParam::ln_2_weight)), w.grad(id(BlockParam::ln_2_bias)), dln, at(Ly.res2),
+                           w.param(id(BlockParam::ln_2_weight)), f32(Ly.ln2_mean), f32(Ly.ln2_rstd), N, C);
     // attention branch
-    a.zero<S>(p.datty, BTC);
-    matmul_backward_cpu(a.at<S>(p.datty), w.grad(id(BlockParam::attn_c_proj_weight)),
-                        w.grad(id(BlockParam::attn_c_proj_bias)), dres, a.at<S>(Ly.atty),
-                        w.param(id(BlockParam::attn_c_proj_weight)), B, T, C, C);
-    a.zero<S>(p.dqkv, 3 * BTC);
-    attention_backward_cpu(a.at<S>(p.dqkv), a.at<S>(p.datty), a.at<S>(Ly.qkv), a.at<float>(Ly.att), B, T, C, NH);
-    a.zero<S>(p.dln, BTC);
-    matmul_backward_cpu(dln, w.grad(id(BlockParam::attn_c_attn_weight)), w.grad(id(BlockParam::attn_c_attn_bias)),
-                        a.at<S>(p.dqkv), a.at<S>(Ly.ln1), w.param(id(BlockParam::attn_c_attn_weight)), B, T, C, 3 * C);
-    layernorm_backward_cpu(dres, w.grad(id(BlockParam::ln_1_weight)), w.grad(id(BlockParam::ln_1_bias)), dln,
-                           block_input(l), w.param(id(BlockParam::ln_1_weight)), a.at<float>(Ly.ln1_mean),
-                           a.at<float>(Ly.ln1_rstd), B, T, C);
+    ops.zero(at(p.datty), BTC_bytes);
+    ops.matmul_backward(at(p.datty), w.grad(id(BlockParam::attn_c_proj_weight)), w.grad(id(BlockParam::attn_c_proj_bias)),
+                        dres, at(Ly.atty), w.param(id(BlockParam::attn_c_proj_weight)), N, C, C);
+    ops.zero(at(p.dqkv), 3 * BTC_bytes);
+    ops.attention_backward(at(p.dqkv), at(p.datty), at(Ly.qkv), at(Ly.atty), f32(Ly.att), B, T, C, NH);
+    ops.zero(dln, BTC_bytes);
+    ops.matmul_backward(dln, w.grad(id(BlockParam::attn_c_attn_weight)), w.grad(id(BlockParam::attn_c_attn_bias)),
+                        at(p.dqkv), at(Ly.ln1), w.param(id(BlockParam::attn_c_attn_weight)), N, C, 3 * C);
+    ops.layernorm_backward(dres, w.grad(id(BlockParam::ln_1_weight)), w.grad(id(BlockParam::ln_1_bias)), dln,
+                           block_input(l), w.param(id(BlockParam::ln_1_weight)), f32(Ly.ln1_mean), f32(Ly.ln1_rstd), N, C);
     params.end_backward(GptIds::block_module(l));
   }
 
   params.begin_backward(GptIds::k_embed_module);
-  encoder_backward_cpu(w.grad(m_ids.wte), w.grad(m_ids.wpe), dres, a.inputs(), B, T, C);
+  ops.encoder_backward(w.grad(m_ids.wte), w.grad(m_ids.wpe), dres, a.inputs(), B, T, C);
   params.end_backward(GptIds::k_embed_module);
 }
 

@@ -1,9 +1,10 @@
-// GPT-2 on the CPU as a sequence of modules on the engine contract (model/params.hpp):
+// GPT-2 as a sequence of modules on the engine contract (model/params.hpp):
 //   embed (wte, wpe) → h.0 … h.{L-1} (pre-LN blocks: attention, MLP) → head (ln_f, tied wte, loss).
 // Forward runs the modules in that order, backward in reverse; around each module the model calls
 // ParamAccess::begin_*/end_* and reads params (and, in backward, adds into grads) only in between.
 //
-// Activations live in one buffer owned by the Gpt, sized for the (B,T) of the last forward and
+// The ops run on a backend (model/ops_backend.hpp): the CPU reference by default, the GPU's when
+// the trainer passes one. Activations live in one buffer owned by the Gpt, allocated by the backend, sized for the (B,T) of the last forward and
 // reused while (B,T) fits; gradients of activations use one layer's worth of scratch, reused for
 // every layer (backward runs layer by layer).
 //
@@ -13,18 +14,25 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "model/gpt_config.hpp"
 #include "model/gpt_layout.hpp"
+#include "model/ops_backend.hpp"
 #include "model/params.hpp"
 #include "base/tensor.hpp"
 
 namespace ds::model {
 
+struct PlanShape;  // gpt.cpp: what the backend changes in the activation plan
+
 class Gpt {
  public:
-  // Throws UsageError for an invalid config (see validate()).
+  // Throws UsageError for an invalid config (see validate()). Computes on the CPU reference backend.
   Gpt(GptConfig config, DType compute_dtype);
+  // Computes on `ops` (model/ops_backend.hpp), whose dtype must be compute_dtype; params and grads
+  // handed out by the ParamAccess must live where ops computes.
+  Gpt(GptConfig config, DType compute_dtype, std::unique_ptr<Ops> ops);
   ~Gpt();
   Gpt(Gpt&&) noexcept;
   Gpt& operator=(Gpt&&) noexcept;
@@ -45,24 +53,31 @@ class Gpt {
   // loss_scale / gradient_accumulation_steps).
   void backward(ParamAccess& params, float dloss);
 
-  // Of the last forward: logits (B,T,Vp) in the compute dtype (columns >= vocab_size are padding)
-  // and the per-position losses (B,T) (0 where not scored). Valid until the next forward.
-  TensorRef logits() const;
-  std::span<const float> losses() const;
+  // Copies of the last forward's logits (B,T,Vp), converted to fp32 (columns >= vocab_size are
+  // padding) and per-position losses (B,T) (0 where not scored), read back from the backend. The
+  // logits only until backward on a backend that computes dlogits in place (the GPU).
+  std::vector<float> logits() const;
+  std::vector<float> losses() const;
+  Ops& ops() { return *m_ops; }
 
-  // Bytes of activation and activation-gradient memory forward + backward use for (B,T).
-  int64_t activation_bytes(int B, int T) const { return activation_bytes(m_config, m_dtype, B, T); }
+  // Bytes of activation and activation-gradient memory forward + backward use for (B,T) on this
+  // Gpt's backend; the static forms for the CPU backend and for the GPU's (flash attention state,
+  // fused GELU, in-place dlogits).
+  int64_t activation_bytes(int B, int T) const;
   static int64_t activation_bytes(const GptConfig& config, DType dtype, int B, int T);
+  static int64_t flash_activation_bytes(const GptConfig& config, DType dtype, int B, int T);
 
  private:
   struct Activations;
-  template <typename S> float forward_impl(ParamAccess& params);
-  template <typename S> void backward_impl(ParamAccess& params, float dloss);
+  float forward_impl(ParamAccess& params);
+  void backward_impl(ParamAccess& params, float dloss);
+  PlanShape plan_shape(int B, int T) const;
 
   GptConfig m_config;
   DType m_dtype;
   ModelLayout m_layout;
   GptIds m_ids;
+  std::unique_ptr<Ops> m_ops;
   std::unique_ptr<Activations> m_acts;
 };
 
