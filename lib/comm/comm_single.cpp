@@ -3,12 +3,14 @@
 #include <cstring>
 
 #include "comm/comm_work.hpp"
+#include "device/device.hpp"
 
 namespace ds::comm {
 namespace {
 
 void copy_if_distinct(const void* send, void* recv, int64_t count, DType dtype) {
-  if (send != recv && count > 0) std::memcpy(recv, send, static_cast<size_t>(count) * dtype_size(dtype));
+  // One rank's gather or reduce-scatter is a copy; its buffers may be GPU memory (a one-GPU run).
+  if (send != recv && count > 0) device::copy_bytes_anywhere(recv, send, static_cast<size_t>(count) * dtype_size(dtype));
 }
 
 }  // namespace

@@ -80,6 +80,7 @@ std::unique_ptr<Device> make_cuda_device(int index) {
   throw ResourceError("cuda:" + std::to_string(index) + " requested, but this build has no CUDA support; rebuild with nvcc on PATH or use --device cpu");
 }
 int cuda_device_count() { return 0; }
+void copy_bytes_anywhere(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 #endif
 
 }  // namespace ds::device

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "device/cuda_check.hpp"
@@ -71,6 +72,13 @@ class CudaDevice final : public Device {
     DS_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
     m_name = "cuda:" + std::to_string(index) + " (" + prop.name + ")";
     m_compute = std::make_unique<CudaStream>(true);
+    // Device memory comes from the device's stream-ordered pool: a freed block returns to the pool
+    // in the compute stream's order (never while a queued kernel may still read it) and is reused
+    // without cudaMalloc/cudaFree (which synchronise the device) in the training loop. The pool
+    // keeps what it has (release threshold: everything).
+    DS_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&m_pool, index));
+    uint64_t keep = UINT64_MAX;
+    DS_CUDA_CHECK(cudaMemPoolSetAttribute(m_pool, cudaMemPoolAttrReleaseThreshold, &keep));
   }
 
   DeviceKind kind() const override { return DeviceKind::cuda; }
@@ -82,14 +90,22 @@ class CudaDevice final : public Device {
     void* p = nullptr;
     cudaError_t err = cudaSuccess;
     switch (kind) {
-      case MemoryKind::device: err = cudaMalloc(&p, bytes); break;
+      case MemoryKind::device:
+        err = cudaMallocFromPoolAsync(&p, bytes, m_pool, static_cast<cudaStream_t>(m_compute->native()));
+        break;
       case MemoryKind::pinned_host: err = cudaHostAlloc(&p, bytes, cudaHostAllocPortable); break;
       case MemoryKind::host: p = std::aligned_alloc(64, (bytes + 63) / 64 * 64); break;
     }
     if (err != cudaSuccess || !p) {
       cudaGetLastError();  // clear the sticky-free error state of a failed allocation
       size_t free_b = 0, total_b = 0;
-      if (kind == MemoryKind::device) cudaMemGetInfo(&free_b, &total_b);
+      if (kind == MemoryKind::device) {
+        cudaMemGetInfo(&free_b, &total_b);
+        size_t cached = 0, used = 0;
+        cudaMemPoolGetAttribute(m_pool, cudaMemPoolAttrReservedMemCurrent, &cached);
+        cudaMemPoolGetAttribute(m_pool, cudaMemPoolAttrUsedMemCurrent, &used);
+        free_b += cached - used;  // the pool's free blocks are free to us
+      }
       else {
         auto info = host_memory_info();
         free_b = info.free_bytes;
@@ -126,7 +142,7 @@ class CudaDevice final : public Device {
  protected:
   void free(void* data, size_t bytes, MemoryKind kind) override {
     switch (kind) {
-      case MemoryKind::device: cudaFree(data); break;
+      case MemoryKind::device: cudaFreeAsync(data, static_cast<cudaStream_t>(m_compute->native())); break;
       case MemoryKind::pinned_host: cudaFreeHost(data); break;
       case MemoryKind::host: std::free(data); break;
     }
@@ -137,6 +153,7 @@ class CudaDevice final : public Device {
   int m_index;
   std::string m_name;
   std::unique_ptr<CudaStream> m_compute;
+  cudaMemPool_t m_pool = nullptr;
 };
 
 }  // namespace
@@ -148,6 +165,15 @@ int cuda_device_count() {
     return 0;
   }
   return count;
+}
+
+void copy_bytes_anywhere(void* dst, const void* src, size_t bytes) {
+  static const bool have_gpu = cuda_device_count() > 0;
+  if (!have_gpu) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  DS_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
 }
 
 std::unique_ptr<Device> make_cuda_device(int index) {

@@ -32,10 +32,6 @@ void validate(const EngineOptions& o, const device::Device& device) {
   if (o.grad_accum_steps < 1) throw ConfigError("gradient_accumulation_steps must be at least 1");
   if (o.optimizer.groups.empty()) throw ConfigError("the optimizer has no parameter group");
   if (o.reduce_bucket_size < 1) throw ConfigError("zero_optimization.reduce_bucket_size must be positive");
-  if (device.kind() == device::DeviceKind::cuda && o.offload_optimizer == OffloadDevice::none)
-    throw ResourceError(
-        "the GPU optimizer is not implemented yet: on GPUs set zero_optimization.offload_optimizer.device to \"cpu\" "
-        "(the CPU Adam runs on host memory), or run with --device cpu");
 }
 
 }  // namespace
@@ -97,6 +93,8 @@ Engine::Engine(const EngineOptions& options, const model::ModelLayout& layout, c
     DS_CHECK(false, "group_of_param has ", m_options.optimizer.group_of_param.size(), " entries for ",
              m_layout.params.size(), " params");
   m_copy_stream = m_device.create_stream();
+  m_host_math = make_host_math();
+  if (m_device.kind() == device::DeviceKind::cuda) m_gpu_math = make_cuda_math(m_device);
   build_space();
   allocate();
   init_from_seed(seed);
@@ -218,11 +216,11 @@ void Engine::allocate() {
     const size_t space_bytes = static_cast<size_t>(m_space_numel) * 4;
     for (auto* b : {&m_master, &m_exp_avg, &m_exp_avg_sq}) {
       *b = m_device.alloc(space_bytes, opt_kind);
-      std::memset(b->data(), 0, space_bytes);  // host-visible: CPU device or offload (validate() refuses the rest)
+      math(opt_kind).zero(b->data(), space_bytes);
       track(m_memory.optimizer, static_cast<int64_t>(space_bytes));
     }
     m_grad_accum = m_device.alloc(space_bytes, opt_kind);
-    std::memset(m_grad_accum.data(), 0, space_bytes);
+    math(opt_kind).zero(m_grad_accum.data(), space_bytes);
     track(m_memory.grad_accum, static_cast<int64_t>(space_bytes));
     if (offload_opt && !offload_param) {
       m_staging16 = m_device.alloc(static_cast<size_t>(m_space_numel) * m_esize, opt_kind);
@@ -249,18 +247,50 @@ void Engine::allocate() {
 }
 
 void Engine::init_from_seed(uint64_t seed) {
-  float* master = m_master.as<float>();
+  // Each segment is initialised in host memory (in place when the master is host memory, else in
+  // a host buffer copied over): the counter-based generator runs on the CPU.
+  const bool direct = !on_gpu(m_master.kind());
+  std::vector<float> host;
   for (const auto& seg : m_segments) {
+    float* master = m_master.as<float>() + seg.space_offset;
+    float* out = master;
+    if (!direct) {
+      host.assign(static_cast<size_t>(seg.count), 0.0f);
+      out = host.data();
+    }
     int64_t param_start = 0;
     for (model::ParamId p : m_layout.units[static_cast<size_t>(seg.unit)].params) {
       const auto& info = m_layout.params[static_cast<size_t>(p)];
       const int64_t b = std::max(param_start, seg.unit_begin);
       const int64_t e = std::min(param_start + info.numel, seg.unit_begin + seg.count);
-      if (b < e) model::init_param_slice(info, p, seed, b - param_start, e - b, master + seg.space_offset + (b - seg.unit_begin));
+      if (b < e) model::init_param_slice(info, p, seed, b - param_start, e - b, out + (b - seg.unit_begin));
       param_start += info.numel;
     }
+    if (!direct) copy_in(master, m_master.kind(), host.data(), host.size() * sizeof(float));
   }
   refresh_params_from_master();
+}
+
+EngineMath& Engine::math(MemoryKind kind) const { return on_gpu(kind) ? *m_gpu_math : *m_host_math; }
+
+bool Engine::on_gpu(MemoryKind kind) const { return m_gpu_math && kind == MemoryKind::device; }
+
+void Engine::copy_in(void* dst, MemoryKind dst_kind, const void* host_src, size_t bytes) {
+  if (!on_gpu(dst_kind)) {
+    std::memcpy(dst, host_src, bytes);
+    return;
+  }
+  m_device.copy(dst, host_src, bytes, m_device.compute_stream());
+  m_device.compute_stream().synchronize();
+}
+
+void Engine::copy_out(void* host_dst, const void* src, MemoryKind src_kind, size_t bytes) const {
+  if (!on_gpu(src_kind)) {
+    std::memcpy(host_dst, src, bytes);
+    return;
+  }
+  m_device.copy(host_dst, src, bytes, m_device.compute_stream());
+  m_device.compute_stream().synchronize();
 }
 
 // master (fp32, optimizer space) -> compute-dtype params: stage 0 writes the full buffers directly;
@@ -268,10 +298,24 @@ void Engine::init_from_seed(uint64_t seed) {
 // copies stale (persistent units are re-gathered at once).
 void Engine::refresh_params_from_master() {
   if (m_options.stage == 0) {
-    convert_scaled(m_full_flat.data(), m_options.compute_dtype, m_master.data(), DType::f32, m_space_numel, 1.0f);
+    math(m_master.kind()).convert_scaled(m_full_flat.data(), m_options.compute_dtype, m_master.data(), DType::f32,
+                                         m_space_numel, 1.0f);
     return;
   }
-  convert_scaled(m_shard16.data(), m_options.compute_dtype, m_master.data(), DType::f32, m_space_numel, 1.0f);
+  if (m_master.kind() == m_shard16.kind() || !on_gpu(m_master.kind())) {
+    if (on_gpu(m_shard16.kind()) && !on_gpu(m_master.kind())) {
+      // offloaded master, shard on the GPU: convert on the host, then copy
+      device::Buffer host16 = m_device.alloc(m_shard16.bytes(), MemoryKind::host);
+      m_host_math->convert_scaled(host16.data(), m_options.compute_dtype, m_master.data(), DType::f32, m_space_numel, 1.0f);
+      m_device.copy(m_shard16.data(), host16.data(), host16.bytes(), m_device.compute_stream());
+      m_device.compute_stream().synchronize();
+    } else {
+      math(m_master.kind()).convert_scaled(m_shard16.data(), m_options.compute_dtype, m_master.data(), DType::f32,
+                                           m_space_numel, 1.0f);
+    }
+  } else {
+    DS_CHECK(false, "master weights on the GPU with the shard in host memory is not a supported layout");
+  }
   post_step_gather();
 }
 

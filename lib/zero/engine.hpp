@@ -40,6 +40,7 @@
 #include "model/params.hpp"
 #include "comm/comm.hpp"
 #include "device/device.hpp"
+#include "zero/engine_math.hpp"
 #include "zero/engine_options.hpp"
 #include "zero/loss_scaler.hpp"
 #include "zero/lr_schedule.hpp"
@@ -177,6 +178,13 @@ class Engine final : public model::ParamAccess {
   void post_step_gather();
 
   void track(MemoryReport::Entry& entry, int64_t delta) const;
+  // The math for buffers of this memory kind (zero/engine_math.hpp): the GPU's for device memory
+  // of a CUDA device, the host's otherwise.
+  EngineMath& math(device::MemoryKind kind) const;
+  bool on_gpu(device::MemoryKind kind) const;
+  // Host <-> any-buffer copies of fp32 state that wait (checkpoints, initialisation).
+  void copy_in(void* dst, device::MemoryKind dst_kind, const void* host_src, size_t bytes);
+  void copy_out(void* host_dst, const void* src, device::MemoryKind src_kind, size_t bytes) const;
 
   EngineOptions m_options;
   model::ModelLayout m_layout;
@@ -218,6 +226,7 @@ class Engine final : public model::ParamAccess {
   std::vector<int64_t> m_group_steps;       // Adam step count per group
   mutable MemoryReport m_memory;
   std::unique_ptr<device::Stream> m_copy_stream;
+  std::unique_ptr<EngineMath> m_host_math, m_gpu_math;
 };
 
 }  // namespace ds::zero

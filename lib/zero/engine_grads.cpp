@@ -72,8 +72,9 @@ void Engine::flush_bucket() {
       const auto& up = m_partition.unit(u);
       const auto* src = static_cast<const std::byte*>(m_units[static_cast<size_t>(u)]->grad_ptr) +
                         static_cast<int64_t>(r) * up.slice * static_cast<int64_t>(m_esize);
-      convert_scaled(pending->packed.as<std::byte>() + pos * static_cast<int64_t>(csize), comm, src, m_options.compute_dtype,
-                     up.slice, inv_world);
+      math(pending->packed.kind())
+          .convert_scaled(pending->packed.as<std::byte>() + pos * static_cast<int64_t>(csize), comm, src,
+                          m_options.compute_dtype, up.slice, inv_world);
       pos += up.slice;
     }
   if (m_options.stage >= 2)
@@ -105,15 +106,16 @@ void Engine::complete_reduction(PendingReduction& pending) {
   const DType comm = m_options.comm_dtype;
   const int64_t csize = static_cast<int64_t>(dtype_size(comm));
   float* accum = m_grad_accum.as<float>();
-  // The accumulator is host-visible: CPU device, or offloaded to host memory (validate() refuses
-  // a GPU without offload until the GPU optimizer exists).
+  EngineMath& accum_math = math(m_grad_accum.kind());
+  // The accumulator is GPU memory (the GPU optimizer: accumulated by the GPU math) or host memory
+  // (CPU ranks, or the optimizer offloaded: device buckets are copied to the host first).
   if (m_options.stage == 0) {
     int64_t pos = 0;
     for (int r = 0; r < m_world; ++r)
       for (int u : pending.units) {
         const auto& up = m_partition.unit(u);
-        accumulate_f32(accum + m_full_offset[static_cast<size_t>(u)] + static_cast<int64_t>(r) * up.slice,
-                       pending.packed.as<std::byte>() + pos * csize, comm, up.slice);
+        accum_math.accumulate_f32(accum + m_full_offset[static_cast<size_t>(u)] + static_cast<int64_t>(r) * up.slice,
+                                  pending.packed.as<std::byte>() + pos * csize, comm, up.slice);
         pos += up.slice;
       }
   } else {
@@ -122,13 +124,14 @@ void Engine::complete_reduction(PendingReduction& pending) {
       const auto& up = m_partition.unit(u);
       const std::byte* src = pending.recv.as<std::byte>() + pos * csize;
       device::Buffer host_copy;
-      if (pending.recv.kind() == MemoryKind::device && m_device.kind() != device::DeviceKind::cpu) {
+      if (pending.recv.kind() == MemoryKind::device && m_device.kind() != device::DeviceKind::cpu &&
+          !on_gpu(m_grad_accum.kind())) {
         host_copy = m_device.alloc(static_cast<size_t>(up.slice * csize), MemoryKind::host);
         m_device.copy(host_copy.data(), src, host_copy.bytes(), *m_copy_stream);
         m_copy_stream->synchronize();
         src = host_copy.as<std::byte>();
       }
-      accumulate_f32(accum + up.shard_offset, src, comm, up.slice);
+      accum_math.accumulate_f32(accum + up.shard_offset, src, comm, up.slice);
       pos += up.slice;
     }
     track(m_memory.buckets, -static_cast<int64_t>(pending.recv.bytes()));
@@ -147,11 +150,9 @@ void Engine::finish_reductions() {
 }
 
 void Engine::zero_grads() {
-  std::memset(m_grad_accum.data(), 0, m_grad_accum.bytes());
-  if (m_grad_flat) {
-    m_device.fill_zero(m_grad_flat.data(), m_grad_flat.bytes(), m_device.compute_stream());
-    m_device.compute_stream().synchronize();
-  }
+  math(m_grad_accum.kind()).zero(m_grad_accum.data(), m_grad_accum.bytes());
+  // Queued on the compute stream, before the next micro-step's backward that accumulates into it.
+  if (m_grad_flat) m_device.fill_zero(m_grad_flat.data(), m_grad_flat.bytes(), m_device.compute_stream());
 }
 
 }  // namespace ds::zero

@@ -24,7 +24,7 @@ using device::MemoryKind;
 // highest-numbered param that does somewhere.
 bool Engine::check_overflow_and_find_nonfinite(std::string* where) {
   const float* accum = m_grad_accum.as<float>();
-  const int64_t bad = find_nonfinite(accum, m_space_numel);
+  const int64_t bad = math(m_grad_accum.kind()).find_nonfinite(accum, m_space_numel);
   float code = 0.0f;  // param id + 1 of the bad element, exact in fp32 below 2^24 params
   if (bad >= 0) {
     for (const auto& seg : m_segments) {
@@ -54,18 +54,23 @@ bool Engine::check_overflow_and_find_nonfinite(std::string* where) {
 double Engine::global_grad_norm() {
   const float* accum = m_grad_accum.as<float>();
   std::vector<double> per_rank(static_cast<size_t>(m_world), 0.0);
+  EngineMath& norm_math = math(m_grad_accum.kind());
+  std::vector<SquaresSlice> slices;
   if (m_options.stage == 0) {
-    for (int r = 0; r < m_world; ++r)
+    for (int r = 0; r < m_world; ++r) {
+      slices.clear();
       for (size_t u = 0; u < m_layout.units.size(); ++u) {
         const auto& up = m_partition.unit(static_cast<int>(u));
-        per_rank[static_cast<size_t>(r)] += sum_of_squares(accum + m_full_offset[u] + static_cast<int64_t>(r) * up.slice, up.slice);
+        slices.push_back({accum + m_full_offset[u] + static_cast<int64_t>(r) * up.slice, DType::f32, up.slice});
       }
+      per_rank[static_cast<size_t>(r)] = norm_math.sum_of_squares(slices);
+    }
   } else {
-    double mine = 0.0;
     for (size_t u = 0; u < m_layout.units.size(); ++u) {
       const auto& up = m_partition.unit(static_cast<int>(u));
-      mine += sum_of_squares(accum + up.shard_offset, up.slice);
+      slices.push_back({accum + up.shard_offset, DType::f32, up.slice});
     }
+    double mine = norm_math.sum_of_squares(slices);
     // A double travels as two fp32 words through all_gather (a copy, so bit-exact).
     float send[2];
     std::memcpy(send, &mine, sizeof mine);
@@ -116,8 +121,9 @@ void Engine::optimizer_step(double combined_scale, const std::vector<GroupValues
       const int64_t e = std::min(run.space_offset + run.count, tile_end);
       if (b < e) segs.push_back({b, e - b, run.group});
     }
-    adam_step_cpu(hyper, segs, m_master.as<float>(), GradIn(m_grad_accum.as<float>(), grad_scale), m_exp_avg.as<float>(),
-                  m_exp_avg_sq.as<float>(), m_space_numel, Copy16{target, m_options.compute_dtype});
+    math(m_master.kind())
+        .adam_step(hyper, segs, m_master.as<float>(), GradIn(m_grad_accum.as<float>(), grad_scale), m_exp_avg.as<float>(),
+                   m_exp_avg_sq.as<float>(), m_space_numel, Copy16{target, m_options.compute_dtype});
     if (staging) {
       const size_t off = static_cast<size_t>(tile_begin) * m_esize;
       m_device.copy(m_shard16.as<std::byte>() + off, staging + off, static_cast<size_t>(tile_end - tile_begin) * m_esize, *m_copy_stream);
@@ -223,12 +229,14 @@ void Engine::read_state(int unit, int64_t begin, int64_t count, StateTensor whic
   DS_CHECK(seg.unit == unit && begin >= seg.unit_begin && begin + count <= seg.unit_begin + seg.count,
            "read_state outside this rank's space: unit ", unit, " [", begin, ", +", count, ")");
   const device::Buffer& buf = which == StateTensor::master ? m_master : which == StateTensor::exp_avg ? m_exp_avg : m_exp_avg_sq;
-  std::memcpy(host_out, buf.as<float>() + seg.space_offset + (begin - seg.unit_begin), static_cast<size_t>(count) * 4);
+  copy_out(host_out, buf.as<float>() + seg.space_offset + (begin - seg.unit_begin), buf.kind(), static_cast<size_t>(count) * 4);
 }
 
 void Engine::load_optimizer_space(const SliceReader& reader) {
   DS_CHECK(m_micro_step == 0 && m_pending.empty(), "load_optimizer_space in the middle of a step");
-  for (auto* b : {&m_master, &m_exp_avg, &m_exp_avg_sq}) std::memset(b->data(), 0, b->bytes());
+  for (auto* b : {&m_master, &m_exp_avg, &m_exp_avg_sq}) math(b->kind()).zero(b->data(), b->bytes());
+  const bool direct = !on_gpu(m_master.kind());
+  std::vector<float> host;
   // Every rank reads its own slices; a rank that fails must not leave the others waiting in the
   // collectives that follow: all agree on the outcome first.
   std::exception_ptr failure;
@@ -238,9 +246,17 @@ void Engine::load_optimizer_space(const SliceReader& reader) {
       const int64_t b = seg.unit_begin;
       const int64_t e = std::min(seg.unit_begin + seg.count, numel);
       if (b >= e) continue;
-      reader(seg.unit, b, e - b, StateTensor::master, m_master.as<float>() + seg.space_offset);
-      reader(seg.unit, b, e - b, StateTensor::exp_avg, m_exp_avg.as<float>() + seg.space_offset);
-      reader(seg.unit, b, e - b, StateTensor::exp_avg_sq, m_exp_avg_sq.as<float>() + seg.space_offset);
+      for (auto [which, buf] : {std::pair{StateTensor::master, &m_master}, {StateTensor::exp_avg, &m_exp_avg},
+                                {StateTensor::exp_avg_sq, &m_exp_avg_sq}}) {
+        float* dst = buf->as<float>() + seg.space_offset;
+        if (direct) {
+          reader(seg.unit, b, e - b, which, dst);
+        } else {
+          host.assign(static_cast<size_t>(e - b), 0.0f);
+          reader(seg.unit, b, e - b, which, host.data());
+          copy_in(dst, buf->kind(), host.data(), host.size() * sizeof(float));
+        }
+      }
     }
   } catch (const Error&) {
     failure = std::current_exception();

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 
@@ -24,6 +25,10 @@
 #include "zero/estimate.hpp"
 #include "zero/lr_schedule.hpp"
 #include "zero/progress.hpp"
+
+#if DS_HAVE_CUDA
+#include "model/cuda/ops_cuda.hpp"
+#endif
 
 namespace ds::zero {
 namespace {
@@ -76,19 +81,44 @@ LoadedConfig load_config(const TrainOptions& o, store::StoreClient* store, int w
   return out;
 }
 
-// --device auto: the GPU when the GPU path can train, else the CPU. The CUDA model kernels and
-// NCCL are the next piece of work, so for now auto means cpu, said once on GPU hosts.
+// --device auto: the GPU when this build has the CUDA kernels and a GPU is visible, else the CPU,
+// said in one line. A rank uses GPU local_rank (modulo the GPUs visible: several ranks may share
+// one GPU, e.g. the multi-rank tests on a one-GPU machine).
 std::unique_ptr<device::Device> make_device(const TrainOptions& o, const comm::World& w) {
+  if (o.device != "auto" && o.device != "cpu" && o.device != "cuda")
+    throw UsageError("--device '" + o.device + "' is not one of auto, cpu, cuda");
   if (o.device == "cpu") return device::make_cpu_device();
-  if (o.device == "auto") {
-    if (w.device == "cuda" && w.rank == 0)
-      log::info("GPUs are present, but dsworker's GPU kernels are not built yet: training on CPU ranks (--device cpu)");
+  const int gpus = device::cuda_device_count();
+#if DS_HAVE_CUDA
+  const bool built = true;
+#else
+  const bool built = false;
+#endif
+  if (o.device == "auto" && (!built || gpus == 0)) {
+    if (w.rank == 0)
+      log::info(!built ? "this dsworker was built without CUDA: training on CPU ranks (--device cpu)"
+                       : "no usable CUDA GPU is visible (CUDA_VISIBLE_DEVICES=" +
+                             std::string(std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "<unset>") +
+                             "): training on CPU ranks (--device cpu)");
     return device::make_cpu_device();
   }
-  if (o.device == "cuda")
-    throw ResourceError("training on GPUs is not implemented yet (the CUDA model kernels and NCCL come next); run "
-                        "with --device cpu (or auto) to train on CPU ranks");
-  throw UsageError("--device '" + o.device + "' is not one of auto, cpu, cuda");
+  if (!built)
+    throw ResourceError("--device cuda: this dsworker was built without CUDA; rebuild with the CUDA toolkit (nvcc) "
+                        "or run with --device cpu");
+  if (gpus == 0)
+    throw ResourceError("--device cuda: no CUDA GPU is visible to rank " + std::to_string(w.rank) +
+                        " (CUDA_VISIBLE_DEVICES=" +
+                        std::string(std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "<unset>") +
+                        "); run on a GPU host or with --device cpu");
+  return device::make_cuda_device(w.local_rank % gpus);
+}
+
+model::Gpt make_model(const model::GptConfig& mc, DType dtype, device::Device& device) {
+#if DS_HAVE_CUDA
+  if (device.kind() == device::DeviceKind::cuda) return model::Gpt(mc, dtype, model::cuda::make_cuda_ops(device, dtype));
+#endif
+  (void)device;
+  return model::Gpt(mc, dtype);
 }
 
 // Refuses to start when this node's ranks together would not fit the memory there is: a clear
@@ -178,7 +208,7 @@ void run_training(const TrainOptions& o) {
   for (const auto& g : o.param_groups) overrides.push_back(parse_param_group(g));
   model::Gpt gpt(mc, DType::f32);  // the layout does not depend on the dtype; rebuilt below with the real one
   EngineOptions eo = engine_options(cfg, gpt.layout(), overrides);
-  gpt = model::Gpt(mc, eo.compute_dtype);
+  gpt = make_model(mc, eo.compute_dtype, *device);
   const auto& layout = gpt.layout();
   const int B = static_cast<int>(cfg.batch.micro_batch);
   const int64_t gas = cfg.batch.grad_accum;
@@ -188,7 +218,7 @@ void run_training(const TrainOptions& o) {
   est.model_name = mc.name;
   est.params = layout.total_numel();
   for (const auto& u : layout.units) est.largest_unit = std::max(est.largest_unit, u.numel);
-  est.activation_bytes = model::Gpt::activation_bytes(mc, eo.compute_dtype, B, T);
+  est.activation_bytes = gpt.activation_bytes(B, T);
   est.gpus_per_node = w.local_world_size;
   est.nodes = std::max(1, w.world_size / std::max(1, w.local_world_size));
   est.compute_dtype = eo.compute_dtype;
@@ -262,7 +292,7 @@ void run_training(const TrainOptions& o) {
     log::info("training ", describe(mc), ": ", layout.total_numel(), " parameters, ZeRO stage ", eo.stage,
               eo.offload_optimizer == OffloadDevice::cpu ? " + optimizer offload" : "",
               eo.offload_param == OffloadDevice::cpu ? " + param offload" : "", ", ", dtype_name(eo.compute_dtype), ", ",
-              w.world_size, " rank(s) on ", device->name(), ", global batch ", cfg.batch.train_batch_size, " x ", T,
+              w.world_size, " rank(s) on ", device->name(), " (", gpt.ops().name(), "), global batch ", cfg.batch.train_batch_size, " x ", T,
               " tokens (micro-batch ", B, ", accumulation ", gas, "), ", num_threads(), " thread(s) per rank");
 
   std::vector<int32_t> inputs(static_cast<size_t>(B) * T), targets(static_cast<size_t>(B) * T);
