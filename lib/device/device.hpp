@@ -116,8 +116,8 @@ std::unique_ptr<Device> make_cuda_device(int index);
 // Number of CUDA devices usable by this process (0 without CUDA or without a GPU).
 int cuda_device_count();
 
-// Copies bytes between any two of host memory and the memory of this process's GPUs, waiting until
-// done (a memcpy where no GPU is usable). For the one-rank communicator, whose "collectives" are copies.
+// Copies bytes between any two of host memory and the memory of this process's GPUs, after all work
+// queued on the GPU and until done (a memcpy where no GPU is usable). For the one-rank communicator, whose "collectives" are copies.
 void copy_bytes_anywhere(void* dst, const void* src, size_t bytes);
 
 // Host memory: MemAvailable and MemTotal from /proc/meminfo, bounded by the cgroup limit.

@@ -173,6 +173,9 @@ void copy_bytes_anywhere(void* dst, const void* src, size_t bytes) {
     std::memcpy(dst, src, bytes);
     return;
   }
+  // The source may still be written by kernels queued on a non-blocking stream, which a plain
+  // cudaMemcpy does not wait for: wait for all of this device's work first.
+  DS_CUDA_CHECK(cudaDeviceSynchronize());
   DS_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
 }
 
