@@ -17,6 +17,20 @@ struct PlanShape {
   int64_t attention_state_floats = 0;  // per layer
   bool fused_gelu = false;
   bool inplace_xent = false;
+  bool checkpointing = false;          // one shared set of block buffers; only res3 per layer
+};
+
+// Reads params / grads of the module that is open, checking sizes against the layout.
+struct GptAccess {
+  ParamAccess& params;
+  const ModelLayout& layout;
+  const void* param(ParamId p) const { return checked(params.param(p), p).data; }
+  void* grad(ParamId p) const { return checked(params.grad(p), p).data; }
+  TensorRef checked(TensorRef t, ParamId p) const {
+    DS_CHECK(t.numel == layout.params[static_cast<size_t>(p)].numel, layout.params[static_cast<size_t>(p)].name,
+             " handed out with ", t.numel, " elements");
+    return t;
+  }
 };
 
 namespace {
@@ -51,9 +65,6 @@ struct Plan {
   size_t total = 0;
 };
 
-PlanShape cpu_plan_shape(const GptConfig& c, int B, int T) {
-  return {int64_t{B} * c.n_head * T * T, false, false};
-}
 
 Plan make_plan(const GptConfig& c, DType dtype, int B, int T, const PlanShape& shape) {
   Plan p;
@@ -66,8 +77,15 @@ Plan make_plan(const GptConfig& c, DType dtype, int B, int T, const PlanShape& s
   const size_t s = dtype_size(dtype), f = sizeof(float);
   const int64_t BT = int64_t{B} * T, C = c.n_embd, Vp = c.padded_vocab_size;
   p.encoded = take(BT * C, s);
+  Plan::Layer shared{};
   for (int l = 0; l < c.n_layer; ++l) {
     Plan::Layer L;
+    if (shape.checkpointing && l > 0) {
+      L = shared;
+      L.res3 = take(BT * C, s);
+      p.layers.push_back(L);
+      continue;
+    }
     L.ln1 = take(BT * C, s), L.ln1_mean = take(BT, f), L.ln1_rstd = take(BT, f);
     L.qkv = take(BT * 3 * C, s);
     L.att = take(shape.attention_state_floats, f);
@@ -77,6 +95,7 @@ Plan make_plan(const GptConfig& c, DType dtype, int B, int T, const PlanShape& s
     L.fch = take(BT * 4 * C, s), L.fch_gelu = take(BT * 4 * C, s);
     L.res3 = take(BT * C, s);
     p.layers.push_back(L);
+    shared = L;
   }
   p.lnf = take(BT * C, s), p.lnf_mean = take(BT, f), p.lnf_rstd = take(BT, f);
   p.logits = take(BT * Vp, s);
@@ -124,12 +143,19 @@ Gpt::~Gpt() = default;
 Gpt::Gpt(Gpt&&) noexcept = default;
 Gpt& Gpt::operator=(Gpt&&) noexcept = default;
 
-int64_t Gpt::activation_bytes(const GptConfig& config, DType dtype, int B, int T) {
-  return static_cast<int64_t>(make_plan(config, dtype, B, T, cpu_plan_shape(config, B, T)).total);
+int64_t Gpt::activation_bytes(const GptConfig& config, DType dtype, int B, int T, ActivationOptions options) {
+  PlanShape shape;
+  shape.attention_state_floats = int64_t{B} * config.n_head * T * (options.flash ? 1 : T);
+  shape.fused_gelu = shape.inplace_xent = options.flash;
+  shape.checkpointing = options.checkpointing;
+  return static_cast<int64_t>(make_plan(config, dtype, B, T, shape).total);
 }
 
-int64_t Gpt::flash_activation_bytes(const GptConfig& config, DType dtype, int B, int T) {
-  return static_cast<int64_t>(make_plan(config, dtype, B, T, {int64_t{B} * config.n_head * T, true, true}).total);
+void Gpt::set_activation_checkpointing(bool on) {
+  if (on == m_checkpointing) return;
+  m_checkpointing = on;
+  m_acts->B = m_acts->T = 0;  // re-plan at the next forward
+  m_acts->backward_ready = false;
 }
 
 int64_t Gpt::activation_bytes(int B, int T) const {
@@ -190,7 +216,7 @@ void Gpt::backward(ParamAccess& params, float dloss) {
 }
 
 PlanShape Gpt::plan_shape(int B, int T) const {
-  return {m_ops->attention_state_floats(B, T, m_config.n_head), m_ops->fuses_gelu(), m_ops->fuses_gelu()};
+  return {m_ops->attention_state_floats(B, T, m_config.n_head), m_ops->fuses_gelu(), m_ops->fuses_gelu(), m_checkpointing};
 }
 
 std::vector<float> Gpt::logits() const {
@@ -217,71 +243,68 @@ std::vector<float> Gpt::losses() const {
   return out;
 }
 
-namespace {
 
-// Reads params / grads of the module that is open, checking sizes against the layout.
-struct Access {
-  ParamAccess& params;
-  const ModelLayout& layout;
-  const void* param(ParamId p) const { return checked(params.param(p), p).data; }
-  void* grad(ParamId p) const { return checked(params.grad(p), p).data; }
-  TensorRef checked(TensorRef t, ParamId p) const {
-    DS_CHECK(t.numel == layout.params[static_cast<size_t>(p)].numel, layout.params[static_cast<size_t>(p)].name,
-             " handed out with ", t.numel, " elements");
-    return t;
+// One block's forward from its input (the embedding or the previous block's res3) into its
+// activations: the forward pass, and backward's recompute under activation checkpointing.
+void Gpt::forward_block(int l, const GptAccess& w) {
+  Activations& a = *m_acts;
+  Ops& ops = *m_ops;
+  const Plan& p = a.plan;
+  const int B = a.B, T = a.T, C = m_config.n_embd, NH = m_config.n_head;
+  const int N = B * T;
+  const int64_t BTC = int64_t{N} * C;
+  auto at = [&](size_t offset) { return a.at<std::byte>(offset); };
+  auto f32 = [&](size_t offset) { return a.at<float>(offset); };
+  const Plan::Layer& L = p.layers[static_cast<size_t>(l)];
+  auto id = [&](BlockParam bp) { return m_ids.block(l, bp); };
+  const void* x = l == 0 ? at(p.encoded) : at(p.layers[static_cast<size_t>(l - 1)].res3);
+  void* proj = at(p.proj);
+  // attention branch: res2 = x + c_proj(attention(c_attn(ln_1(x))))
+  ops.layernorm_forward(at(L.ln1), f32(L.ln1_mean), f32(L.ln1_rstd), x, w.param(id(BlockParam::ln_1_weight)),
+                        w.param(id(BlockParam::ln_1_bias)), N, C);
+  ops.matmul_forward(at(L.qkv), at(L.ln1), w.param(id(BlockParam::attn_c_attn_weight)),
+                     w.param(id(BlockParam::attn_c_attn_bias)), N, C, 3 * C);
+  ops.attention_forward(at(L.atty), f32(L.att), at(L.qkv), B, T, C, NH);
+  ops.matmul_forward(proj, at(L.atty), w.param(id(BlockParam::attn_c_proj_weight)),
+                     w.param(id(BlockParam::attn_c_proj_bias)), N, C, C);
+  ops.residual_forward(at(L.res2), x, proj, BTC);
+  // MLP branch: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2))))
+  ops.layernorm_forward(at(L.ln2), f32(L.ln2_mean), f32(L.ln2_rstd), at(L.res2), w.param(id(BlockParam::ln_2_weight)),
+                        w.param(id(BlockParam::ln_2_bias)), N, C);
+  if (ops.fuses_gelu()) {
+    ops.matmul_forward(at(L.fch), at(L.ln2), w.param(id(BlockParam::mlp_c_fc_weight)),
+                       w.param(id(BlockParam::mlp_c_fc_bias)), N, C, 4 * C, at(L.fch_gelu));
+  } else {
+    ops.matmul_forward(at(L.fch), at(L.ln2), w.param(id(BlockParam::mlp_c_fc_weight)),
+                       w.param(id(BlockParam::mlp_c_fc_bias)), N, C, 4 * C);
+    ops.gelu_forward(at(L.fch_gelu), at(L.fch), 4 * BTC);
   }
-};
-
-}  // namespace
+  ops.matmul_forward(proj, at(L.fch_gelu), w.param(id(BlockParam::mlp_c_proj_weight)),
+                     w.param(id(BlockParam::mlp_c_proj_bias)), N, 4 * C, C);
+  ops.residual_forward(at(L.res3), at(L.res2), proj, BTC);
+}
 
 float Gpt::forward_impl(ParamAccess& params) {
   Activations& a = *m_acts;
   Ops& ops = *m_ops;
   const Plan& p = a.plan;
-  const Access w{params, m_layout};
-  const int B = a.B, T = a.T, C = m_config.n_embd, NH = m_config.n_head;
+  const GptAccess w{params, m_layout};
+  const int B = a.B, T = a.T, C = m_config.n_embd;
   const int V = m_config.vocab_size, Vp = m_config.padded_vocab_size;
   const int N = B * T;
-  const int64_t BTC = int64_t{N} * C;
   auto at = [&](size_t offset) { return a.at<std::byte>(offset); };
   auto f32 = [&](size_t offset) { return a.at<float>(offset); };
 
   params.begin_forward(GptIds::k_embed_module);
-  void* x = at(p.encoded);
-  ops.encoder_forward(x, a.inputs(), w.param(m_ids.wte), w.param(m_ids.wpe), B, T, C);
+  ops.encoder_forward(at(p.encoded), a.inputs(), w.param(m_ids.wte), w.param(m_ids.wpe), B, T, C);
   params.end_forward(GptIds::k_embed_module);
 
   for (int l = 0; l < m_config.n_layer; ++l) {
-    const Plan::Layer& L = p.layers[static_cast<size_t>(l)];
-    auto id = [&](BlockParam bp) { return m_ids.block(l, bp); };
-    void* proj = at(p.proj);
     params.begin_forward(GptIds::block_module(l));
-    // attention branch: res2 = x + c_proj(attention(c_attn(ln_1(x))))
-    ops.layernorm_forward(at(L.ln1), f32(L.ln1_mean), f32(L.ln1_rstd), x, w.param(id(BlockParam::ln_1_weight)),
-                          w.param(id(BlockParam::ln_1_bias)), N, C);
-    ops.matmul_forward(at(L.qkv), at(L.ln1), w.param(id(BlockParam::attn_c_attn_weight)),
-                       w.param(id(BlockParam::attn_c_attn_bias)), N, C, 3 * C);
-    ops.attention_forward(at(L.atty), f32(L.att), at(L.qkv), B, T, C, NH);
-    ops.matmul_forward(proj, at(L.atty), w.param(id(BlockParam::attn_c_proj_weight)),
-                       w.param(id(BlockParam::attn_c_proj_bias)), N, C, C);
-    ops.residual_forward(at(L.res2), x, proj, BTC);
-    // MLP branch: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2))))
-    ops.layernorm_forward(at(L.ln2), f32(L.ln2_mean), f32(L.ln2_rstd), at(L.res2), w.param(id(BlockParam::ln_2_weight)),
-                          w.param(id(BlockParam::ln_2_bias)), N, C);
-    if (ops.fuses_gelu()) {
-      ops.matmul_forward(at(L.fch), at(L.ln2), w.param(id(BlockParam::mlp_c_fc_weight)),
-                         w.param(id(BlockParam::mlp_c_fc_bias)), N, C, 4 * C, at(L.fch_gelu));
-    } else {
-      ops.matmul_forward(at(L.fch), at(L.ln2), w.param(id(BlockParam::mlp_c_fc_weight)),
-                         w.param(id(BlockParam::mlp_c_fc_bias)), N, C, 4 * C);
-      ops.gelu_forward(at(L.fch_gelu), at(L.fch), 4 * BTC);
-    }
-    ops.matmul_forward(proj, at(L.fch_gelu), w.param(id(BlockParam::mlp_c_proj_weight)),
-                       w.param(id(BlockParam::mlp_c_proj_bias)), N, 4 * C, C);
-    ops.residual_forward(at(L.res3), at(L.res2), proj, BTC);
+    forward_block(l, w);
     params.end_forward(GptIds::block_module(l));
-    x = at(L.res3);
   }
+  void* x = at(p.layers.back().res3);
 
   params.begin_forward(m_ids.head_module());
   ops.layernorm_forward(at(p.lnf), f32(p.lnf_mean), f32(p.lnf_rstd), x, w.param(m_ids.ln_f_weight()),
@@ -302,7 +325,7 @@ void Gpt::backward_impl(ParamAccess& params, float dloss) {
   Activations& a = *m_acts;
   Ops& ops = *m_ops;
   const Plan& p = a.plan;
-  const Access w{params, m_layout};
+  const GptAccess w{params, m_layout};
   const int B = a.B, T = a.T, C = m_config.n_embd, NH = m_config.n_head, L = m_config.n_layer;
   const int V = m_config.vocab_size, Vp = m_config.padded_vocab_size;
   const int N = B * T;
@@ -330,6 +353,7 @@ void Gpt::backward_impl(ParamAccess& params, float dloss) {
     const Plan::Layer& Ly = p.layers[static_cast<size_t>(l)];
     auto id = [&](BlockParam bp) { return m_ids.block(l, bp); };
     params.begin_backward(GptIds::block_module(l));
+    if (m_checkpointing) forward_block(l, w);  // recompute this block's activations from its kept input
     // MLP branch
     if (ops.fuses_gelu()) {
       // dfch = (dres · W_proj) ∘ gelu'(fch), written by the fused backward

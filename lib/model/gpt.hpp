@@ -25,6 +25,19 @@
 namespace ds::model {
 
 struct PlanShape;  // gpt.cpp: what the backend changes in the activation plan
+struct GptAccess;  // gpt.cpp: checked reads of params and grads
+
+// How the activations of forward are kept for backward.
+struct ActivationOptions {
+  // The backend's flash attention keeps a (B,NH,T) log-sum-exp instead of (B,NH,T,T) probabilities,
+  // fuses GELU into the matmuls and writes dlogits over the logits (the GPU backend).
+  bool flash = false;
+  // Activation checkpointing: only each block's input (the residual stream) is kept; backward
+  // recomputes the block's activations from it into one shared set of buffers, just before the
+  // block's backward. The losses and gradients are bitwise those without it (the same ops on the
+  // same inputs); the cost is one more forward of every block.
+  bool checkpointing = false;
+};
 
 class Gpt {
  public:
@@ -60,16 +73,19 @@ class Gpt {
   std::vector<float> losses() const;
   Ops& ops() { return *m_ops; }
 
+  // Activation checkpointing (ActivationOptions::checkpointing); takes effect at the next forward.
+  void set_activation_checkpointing(bool on);
+  bool activation_checkpointing() const { return m_checkpointing; }
+
   // Bytes of activation and activation-gradient memory forward + backward use for (B,T) on this
-  // Gpt's backend; the static forms for the CPU backend and for the GPU's (flash attention state,
-  // fused GELU, in-place dlogits).
+  // Gpt's backend and checkpointing setting; the static form for any backend and setting.
   int64_t activation_bytes(int B, int T) const;
-  static int64_t activation_bytes(const GptConfig& config, DType dtype, int B, int T);
-  static int64_t flash_activation_bytes(const GptConfig& config, DType dtype, int B, int T);
+  static int64_t activation_bytes(const GptConfig& config, DType dtype, int B, int T, ActivationOptions options = {});
 
  private:
   struct Activations;
   float forward_impl(ParamAccess& params);
+  void forward_block(int layer, const GptAccess& w);
   void backward_impl(ParamAccess& params, float dloss);
   PlanShape plan_shape(int B, int T) const;
 
@@ -78,6 +94,7 @@ class Gpt {
   ModelLayout m_layout;
   GptIds m_ids;
   std::unique_ptr<Ops> m_ops;
+  bool m_checkpointing = false;
   std::unique_ptr<Activations> m_acts;
 };
 

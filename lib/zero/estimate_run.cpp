@@ -13,6 +13,12 @@
 
 namespace ds::zero {
 
+#if DS_HAVE_CUDA
+constexpr bool k_cuda_built = true;
+#else
+constexpr bool k_cuda_built = false;
+#endif
+
 std::string estimate_for_run(const std::vector<std::string>& worker_args, int ranks_per_node, int nodes) {
   const WorkerCommand cmd = parse_worker_command(worker_args);
   const auto* train = std::get_if<TrainOptions>(&cmd.command);
@@ -33,7 +39,10 @@ std::string estimate_for_run(const std::vector<std::string>& worker_args, int ra
   in.model_name = model::describe(mc);
   in.params = layout.total_numel();
   for (const auto& u : layout.units) in.largest_unit = std::max(in.largest_unit, u.numel);
-  in.activation_bytes = model::Gpt::activation_bytes(mc, eo.compute_dtype, static_cast<int>(cfg.batch.micro_batch), T);
+  // The GPU backend keeps flash attention's state and fuses GELU (model::ActivationOptions).
+  const bool gpu = train->device == "cuda" || (train->device == "auto" && k_cuda_built && device::cuda_device_count() > 0);
+  in.activation_bytes = model::Gpt::activation_bytes(mc, eo.compute_dtype, static_cast<int>(cfg.batch.micro_batch), T,
+                                                     {.flash = gpu, .checkpointing = train->activation_checkpointing});
   in.gpus_per_node = ranks_per_node;
   in.nodes = nodes;
   in.compute_dtype = eo.compute_dtype;

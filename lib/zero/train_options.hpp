@@ -45,6 +45,7 @@ struct TrainOptions {
   std::optional<int> threads;              // --threads per rank (default: OMP_NUM_THREADS / cores per rank)
   std::optional<int> stage;                // --zero_stage: override zero_optimization.stage (tests, quick runs)
   bool skip_preflight = false;             // --skip_memory_check
+  bool activation_checkpointing = false;   // --activation_checkpointing
 };
 
 // dsworker's defaults: AdamW lr 1e-3, betas (0.9, 0.95), eps 1e-8, weight decay 0.1, micro-batch

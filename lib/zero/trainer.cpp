@@ -209,6 +209,7 @@ void run_training(const TrainOptions& o) {
   model::Gpt gpt(mc, DType::f32);  // the layout does not depend on the dtype; rebuilt below with the real one
   EngineOptions eo = engine_options(cfg, gpt.layout(), overrides);
   gpt = make_model(mc, eo.compute_dtype, *device);
+  gpt.set_activation_checkpointing(o.activation_checkpointing);
   const auto& layout = gpt.layout();
   const int B = static_cast<int>(cfg.batch.micro_batch);
   const int64_t gas = cfg.batch.grad_accum;
@@ -291,8 +292,11 @@ void run_training(const TrainOptions& o) {
   if (leader)
     log::info("training ", describe(mc), ": ", layout.total_numel(), " parameters, ZeRO stage ", eo.stage,
               eo.offload_optimizer == OffloadDevice::cpu ? " + optimizer offload" : "",
-              eo.offload_param == OffloadDevice::cpu ? " + param offload" : "", ", ", dtype_name(eo.compute_dtype), ", ",
-              w.world_size, " rank(s) on ", device->name(), " (", gpt.ops().name(), "), global batch ", cfg.batch.train_batch_size, " x ", T,
+              eo.offload_param == OffloadDevice::cpu ? " + param offload" : "",
+              o.activation_checkpointing ? " + activation checkpointing" : "", ", ", dtype_name(eo.compute_dtype), ", ",
+              w.world_size, " rank(s) on ", device->name(),
+              device->kind() == device::DeviceKind::cpu ? std::string() : std::string(" (") + gpt.ops().name() + ")",
+              ", global batch ", cfg.batch.train_batch_size, " x ", T,
               " tokens (micro-batch ", B, ", accumulation ", gas, "), ", num_threads(), " thread(s) per rank");
 
   std::vector<int32_t> inputs(static_cast<size_t>(B) * T), targets(static_cast<size_t>(B) * T);

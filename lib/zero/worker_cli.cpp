@@ -68,6 +68,8 @@ WorkerCommand parse_train(const std::vector<std::string>& args) {
   app.add_option("--threads", o.threads, "CPU threads per rank (default: OMP_NUM_THREADS, else cores / ranks per host)");
   app.add_option("--zero_stage", o.stage, "Override zero_optimization.stage");
   app.add_flag("--skip_memory_check", o.skip_preflight, "Start even when the memory estimate says it will not fit");
+  app.add_flag("--activation_checkpointing,--checkpoint_activations", o.activation_checkpointing,
+               "Keep only each block's input and recompute its activations in backward (same losses, less memory)");
   int local_rank = 0;
   app.add_option("--local_rank", local_rank, "Accepted for DeepSpeed's launcher convention; LOCAL_RANK from the environment is used");
   WorkerCommand out = parse_with(app, args, {});

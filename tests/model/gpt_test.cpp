@@ -3,6 +3,7 @@
 // precision, user errors, and an overfit run.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -458,4 +459,40 @@ TEST_CASE("a plain Adam loop overfits one repeated batch", "[gpt][train]") {
   INFO("loss " << first << " -> " << last);
   CHECK(first == Approx(std::log(32.0f)).epsilon(0.05));
   CHECK(last < 0.5f * first);
+}
+
+TEST_CASE("activation checkpointing gives bitwise the same loss and gradients with less activation memory", "[gpt]") {
+  // n_layer 3 so the recompute of a middle block reads the kept output of another block.
+  const GptConfig c = parse_model_spec("n_layer=3,n_head=2,n_embd=16,seq_len=8,vocab_size=40");
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    CAPTURE(dtype_name(dtype));
+    ResidentParams rp(gpt_layout(c), dtype);
+    rp.init(31);
+    const Batch b = make_batch(c, 3, 7, 32);
+    auto run = [&](bool checkpointing) {
+      Gpt gpt(c, dtype);
+      gpt.set_activation_checkpointing(checkpointing);
+      rp.zero_grad();
+      const float loss = gpt.forward(rp, b.inputs.data(), b.targets.data(), b.B, b.T);
+      gpt.backward(rp, 1.0f);
+      const TensorRef g = rp.all_grads();
+      std::vector<std::byte> grads(static_cast<size_t>(g.numel) * dtype_size(dtype));
+      std::memcpy(grads.data(), g.data, grads.size());
+      return std::pair{loss, grads};
+    };
+    const auto [loss_plain, grads_plain] = run(false);
+    const auto [loss_ckpt, grads_ckpt] = run(true);
+    CHECK(std::memcmp(&loss_plain, &loss_ckpt, sizeof(float)) == 0);
+    CHECK(grads_plain == grads_ckpt);
+    // Some gradient is non-zero, so the comparison above compares something.
+    CHECK(std::any_of(grads_plain.begin(), grads_plain.end(), [](std::byte x) { return x != std::byte{0}; }));
+  }
+  // Memory: every block but one keeps only its output (the logits, 0.4 GB here, stay).
+  const GptConfig big = gpt_preset("gpt2");
+  const int64_t plain = Gpt::activation_bytes(big, DType::bf16, 4, 1024, {.flash = true});
+  const int64_t ckpt = Gpt::activation_bytes(big, DType::bf16, 4, 1024, {.flash = true, .checkpointing = true});
+  CHECK(ckpt < plain / 2);
+  Gpt gpt(big, DType::bf16);
+  gpt.set_activation_checkpointing(true);
+  CHECK(gpt.activation_bytes(4, 1024) == Gpt::activation_bytes(big, DType::bf16, 4, 1024, {.checkpointing = true}));
 }

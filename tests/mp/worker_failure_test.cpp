@@ -98,14 +98,28 @@ TEST_CASE("a train_batch_size that is not micro-batch x accumulation x world siz
   CHECK(r.err.find("dslaunch exits with 4") != std::string::npos);
 }
 
-TEST_CASE("a run with --device cuda on a build without the GPU training path stops the job with the resource exit code 7 and says to use --device cpu") {
+TEST_CASE("a run with --device cuda where no GPU can be used stops the job with the resource exit code 7, says why and to use --device cpu") {
+  // This machine has no usable GPU (or the build has no CUDA): either way the same contract.
   Sandbox box;
   const RunResult r = launch_dsworker(box, 2, tiny_job(3) + std::vector<std::string>{"--device", "cuda"});
   INFO(r.err);
   CHECK(r.exit_code == 7);
-  CHECK(r.err.find("dsworker: error: training on GPUs is not implemented yet") != std::string::npos);
-  CHECK(r.err.find("run with --device cpu") != std::string::npos);
+  const bool no_build = r.err.find("dsworker: error: --device cuda: this dsworker was built without CUDA") != std::string::npos;
+  const bool no_gpu = r.err.find("dsworker: error: --device cuda: no CUDA GPU is visible to rank ") != std::string::npos;
+  CHECK((no_build || no_gpu));
+  CHECK(r.err.find("with --device cpu") != std::string::npos);
   CHECK(r.err.find("dslaunch exits with 7") != std::string::npos);
+}
+
+TEST_CASE("with --device auto and no usable GPU, dsworker trains on CPU ranks and says so in one line") {
+  Sandbox box;
+  const RunResult r = launch_dsworker(box, 2, tiny_job(3) + std::vector<std::string>{"--device", "auto"});
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  const std::string built_without = "this dsworker was built without CUDA: training on CPU ranks (--device cpu)";
+  const std::string no_gpu = "no usable CUDA GPU is visible";
+  CHECK(count_of(r.err, built_without) + count_of(r.err, no_gpu) == 1);  // rank 0 says it, once
+  CHECK(r.err.find("rank(s) on cpu") != std::string::npos);
 }
 
 TEST_CASE("a model that cannot fit this machine's memory is refused before anything big is allocated, with exit 7 and a message saying what does not fit, by how much, and what would") {
