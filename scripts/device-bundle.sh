@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${DS_BUILD_DIR:-build}
-wanted=(dslaunch dsworker test_gpu gpu_device_test bench_gemm bench_attention bench_adam_gpu bench_cpu_adam
+wanted=(dslaunch dsworker test_gpu gpu_device_test gpu_parity_dump bench_gemm bench_attention bench_adam_gpu bench_cpu_adam
         bench_store_bench bench_launch_overhead)
 known=$(cmake --build "$build_dir" --target help 2>/dev/null)
 targets=()

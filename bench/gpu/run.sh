@@ -45,6 +45,9 @@ has() { case ",$sections," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
     echo "## GPU tests (test_gpu: every kernel against its CPU twin)"
     "$bundle/bin/test_gpu" --reporter compact 2>&1 | tail -40
     echo "test_gpu exit: ${PIPESTATUS[0]}"
+    echo "## PyTorch parity (tests/gpu/gpt_parity.py: loss and every gradient vs transformers' GPT2LMHeadModel)"
+    python3 "$here/tests/gpu/gpt_parity.py" "$bundle/bin/gpu_parity_dump" "$out" 2>&1 | tail -30
+    echo "gpt_parity exit: ${PIPESTATUS[0]}"
   fi
   if has micro; then
     for b in bench_gemm bench_attention bench_adam_gpu; do
