@@ -48,6 +48,9 @@ has() { case ",$sections," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
     echo "## PyTorch parity (tests/gpu/gpt_parity.py: loss and every gradient vs transformers' GPT2LMHeadModel)"
     python3 "$here/tests/gpu/gpt_parity.py" "$bundle/bin/gpu_parity_dump" "$out" 2>&1 | tail -30
     echo "gpt_parity exit: ${PIPESTATUS[0]}"
+    echo "## several ranks on one GPU (tests/gpu/multirank_one_gpu.py)"
+    python3 "$here/tests/gpu/multirank_one_gpu.py" "$bundle/bin/dslaunch" "$bundle/bin/dsworker" "$out/multirank" 2>&1 | tail -20
+    echo "multirank exit: ${PIPESTATUS[0]}"
   fi
   if has micro; then
     for b in bench_gemm bench_attention bench_adam_gpu; do

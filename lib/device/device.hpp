@@ -119,6 +119,8 @@ int cuda_device_count();
 // Copies bytes between any two of host memory and the memory of this process's GPUs, after all work
 // queued on the GPU and until done (a memcpy where no GPU is usable). For the one-rank communicator, whose "collectives" are copies.
 void copy_bytes_anywhere(void* dst, const void* src, size_t bytes);
+// Whether p points into the memory of one of this process's GPUs (false where none is usable).
+bool is_gpu_pointer(const void* p);
 
 // Host memory: MemAvailable and MemTotal from /proc/meminfo, bounded by the cgroup limit.
 MemoryInfo host_memory_info();

@@ -81,6 +81,7 @@ std::unique_ptr<Device> make_cuda_device(int index) {
 }
 int cuda_device_count() { return 0; }
 void copy_bytes_anywhere(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+bool is_gpu_pointer(const void*) { return false; }
 #endif
 
 }  // namespace ds::device

@@ -179,6 +179,17 @@ void copy_bytes_anywhere(void* dst, const void* src, size_t bytes) {
   DS_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
 }
 
+bool is_gpu_pointer(const void* p) {
+  static const bool have_gpu = cuda_device_count() > 0;
+  if (!have_gpu || !p) return false;
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged;
+}
+
 std::unique_ptr<Device> make_cuda_device(int index) {
   const int count = cuda_device_count();
   if (index < 0 || index >= count)

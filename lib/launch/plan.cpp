@@ -1,5 +1,6 @@
 #include "launch/plan.hpp"
 
+#include <cstdlib>
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
@@ -111,8 +112,19 @@ LaunchPlan make_plan(const LaunchOptions& o, const HostFacts& f) {
   if (hostfile) {
     pool = pool_from_hostfile(*hostfile);
   } else if (plan.device == DeviceKind::cuda) {
-    pool = local_pool(choice.usable_gpus, "on this host (" + plural(static_cast<size_t>(choice.usable_gpus), "GPU") +
-                                              " found: " + f.gpus.source + ")");
+    if (const std::optional<std::string> share = env_value(f, "DSLAUNCH_RANKS_PER_GPU"); share && !share->empty()) {
+      char* end = nullptr;
+      const long k = std::strtol(share->c_str(), &end, 10);
+      if (*end != '\0' || k < 1 || k > 64)
+        throw UsageError("DSLAUNCH_RANKS_PER_GPU=" + *share + " is not a count of ranks per GPU: give an integer from 1 to 64");
+      plan.ranks_per_gpu = static_cast<int>(k);
+      if (k > 1)
+        plan.notes.push_back("DSLAUNCH_RANKS_PER_GPU=" + *share + ": " + std::to_string(k) +
+                             " ranks share each GPU (slot s runs on GPU s / " + std::to_string(k) + ")");
+    }
+    pool = local_pool(choice.usable_gpus * plan.ranks_per_gpu,
+                      "on this host (" + plural(static_cast<size_t>(choice.usable_gpus), "GPU") + " found: " + f.gpus.source +
+                          (plan.ranks_per_gpu > 1 ? ", " + std::to_string(plan.ranks_per_gpu) + " ranks each" : std::string()) + ")");
   } else {
     pool = local_pool(choice.cpu_ranks, "on this host (" + plural(static_cast<size_t>(choice.cpu_ranks), "CPU rank") + ")");
   }
@@ -121,7 +133,10 @@ LaunchPlan make_plan(const LaunchOptions& o, const HostFacts& f) {
   std::string include = o.include;
   std::string include_flag = "--include";
   const std::optional<std::string> cvd = env_value(f, "CUDA_VISIBLE_DEVICES");
-  if (!hostfile && plan.device == DeviceKind::cuda && cvd && !cvd->empty()) {
+  if (!hostfile && plan.device == DeviceKind::cuda && plan.ranks_per_gpu > 1 && (!o.include.empty() || !o.exclude.empty()))
+    throw UsageError("DSLAUNCH_RANKS_PER_GPU cannot be combined with --include/--exclude (its slots are virtual): "
+                     "choose the GPUs with CUDA_VISIBLE_DEVICES instead");
+  if (!hostfile && plan.device == DeviceKind::cuda && cvd && !cvd->empty() && plan.ranks_per_gpu == 1) {
     std::string overridden_by;
     if (!o.include.empty()) overridden_by = "--include";
     else if (!o.exclude.empty()) overridden_by = "--exclude";
@@ -167,7 +182,7 @@ LaunchPlan make_plan(const LaunchOptions& o, const HostFacts& f) {
                      "or give 0");
   if (plan.device == DeviceKind::cuda) {
     for (int slot : chosen.slots)
-      if (slot >= choice.usable_gpus)
+      if (slot / plan.ranks_per_gpu >= choice.usable_gpus)
         throw ResourceError("host " + in_quotes(chosen.host) + " gets GPU slot " + std::to_string(slot) + ", but this host has " +
                             plural(static_cast<size_t>(choice.usable_gpus), "GPU") + " (" + f.gpus.source + "): lower slots= " +
                             pool.source + ", or choose GPUs with --include or --num_gpus");

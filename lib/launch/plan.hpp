@@ -42,6 +42,9 @@ struct LaunchPlan {
   std::string master_addr;      // where the store listens and workers connect
   int master_port = 0;          // 0: the store binds a free port (--standalone, --master_port 0)
   DeviceKind device = DeviceKind::cpu;
+  // DSLAUNCH_RANKS_PER_GPU: ranks that share each GPU (tests of the multi-rank device paths on a
+  // one-GPU machine). Slots are then virtual: slot s runs on GPU s / ranks_per_gpu.
+  int ranks_per_gpu = 1;
   ProgramCommand program;
   std::optional<std::string> config_path;    // DeepSpeed config named in the program's arguments
 

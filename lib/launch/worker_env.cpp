@@ -54,7 +54,17 @@ std::vector<WorkerSpec> make_workers(const LaunchPlan& plan, const StoreInfo& st
     set("TORCHELASTIC_RUN_ID", store.run_id);
     set("TORCHELASTIC_USE_AGENT_STORE", "True");
     set_default("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1");
-    if (plan.device == DeviceKind::cuda) set("CUDA_VISIBLE_DEVICES", join(node.slots));
+    if (plan.device == DeviceKind::cuda) {
+      if (plan.ranks_per_gpu > 1) {
+        // Virtual slots: the GPUs they run on, each once (the worker picks local_rank % count).
+        std::vector<int> gpus;
+        for (int s : node.slots)
+          if (gpus.empty() || gpus.back() != s / plan.ranks_per_gpu) gpus.push_back(s / plan.ranks_per_gpu);
+        set("CUDA_VISIBLE_DEVICES", join(gpus));
+      } else {
+        set("CUDA_VISIBLE_DEVICES", join(node.slots));
+      }
+    }
     if (plan.omp_num_threads) set_default("OMP_NUM_THREADS", std::to_string(*plan.omp_num_threads));
 
     set("DSLAUNCH_STORE_ADDR", store.addr);

@@ -12,6 +12,7 @@
 #include "base/atomic_file.hpp"
 #include "comm/comm_gloo.hpp"
 #include "comm/comm_single.hpp"
+#include "comm/comm_staged.hpp"
 #include "config/config_text.hpp"
 #include "device/device.hpp"
 #include "base/error.hpp"
@@ -110,7 +111,9 @@ std::unique_ptr<device::Device> make_device(const TrainOptions& o, const comm::W
                         " (CUDA_VISIBLE_DEVICES=" +
                         std::string(std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "<unset>") +
                         "); run on a GPU host or with --device cpu");
-  return device::make_cuda_device(w.local_rank % gpus);
+  // More ranks than GPUs (DSLAUNCH_RANKS_PER_GPU): consecutive local ranks share a GPU.
+  const int index = w.local_world_size > gpus ? w.local_rank * gpus / w.local_world_size : w.local_rank % gpus;
+  return device::make_cuda_device(index);
 }
 
 model::Gpt make_model(const model::GptConfig& mc, DType dtype, device::Device& device) {
@@ -237,6 +240,8 @@ void run_training(const TrainOptions& o) {
     store::store_barrier(*store, prefix + "/start", w.world_size, w.rank, w.rendezvous_timeout);
     comm = comm::make_gloo_comm(*store, {.rank = w.rank, .size = w.world_size, .prefix = prefix + "/dp",
                                             .bind_host = "127.0.0.1"});  // one node for now (multi-node: this host's address)
+    // Without NCCL (the multi-GPU issue), GPU ranks reduce through Gloo, staged through pinned memory.
+    if (device->kind() == device::DeviceKind::cuda) comm = comm::make_device_staged_comm(std::move(comm), *device);
   }
 
   Engine engine(eo, layout, *comm, *device, o.seed);

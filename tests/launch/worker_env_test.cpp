@@ -166,3 +166,32 @@ TEST_CASE("MASTER_PORT is the port the store really bound, not the plan's 0") {
   CHECK(workers.at(0).env.at("MASTER_PORT") == "41000");
   CHECK(workers.at(0).env.at("DSLAUNCH_STORE_PORT") == "41000");
 }
+
+TEST_CASE("DSLAUNCH_RANKS_PER_GPU lets several ranks share each GPU: every rank sees the GPUs its node's slots run on") {
+  FakeHost host(1);
+  host.facts.env["DSLAUNCH_RANKS_PER_GPU"] = "4";
+  std::vector<WorkerSpec> workers = workers_for(host, {"train.py"});
+  REQUIRE(workers.size() == 4);
+  for (const WorkerSpec& w : workers) {
+    CHECK(w.env.at("CUDA_VISIBLE_DEVICES") == "0");
+    CHECK(w.env.at("WORLD_SIZE") == "4");
+  }
+  CHECK(workers[3].env.at("LOCAL_RANK") == "3");
+  // two GPUs, two ranks each: GPUs 0 and 1 for all four (the worker picks local_rank * 2 / 4)
+  FakeHost two(2);
+  two.facts.env["DSLAUNCH_RANKS_PER_GPU"] = "2";
+  workers = workers_for(two, {"train.py"});
+  REQUIRE(workers.size() == 4);
+  CHECK(workers[0].env.at("CUDA_VISIBLE_DEVICES") == "0,1");
+  // --num_gpus counts ranks (virtual slots) then
+  workers = workers_for(two, {"--num_gpus", "2", "train.py"});
+  REQUIRE(workers.size() == 2);
+  CHECK(workers[0].env.at("CUDA_VISIBLE_DEVICES") == "0");
+  // bad values and GPU selection are refused by name
+  two.facts.env["DSLAUNCH_RANKS_PER_GPU"] = "0";
+  CHECK_THROWS_WITH(workers_for(two, {"train.py"}),
+                    "DSLAUNCH_RANKS_PER_GPU=0 is not a count of ranks per GPU: give an integer from 1 to 64");
+  two.facts.env["DSLAUNCH_RANKS_PER_GPU"] = "2";
+  CHECK_THROWS_WITH(workers_for(two, {"-i", "localhost:1", "train.py"}),
+                    Catch::Contains("DSLAUNCH_RANKS_PER_GPU cannot be combined with --include/--exclude"));
+}
