@@ -75,7 +75,7 @@ if has train; then
       mkdir -p "$run"
       echo "## ours $m mb $mb" | tee -a "$log"
       t0=$(date +%s.%N)
-      timeout 300 "$bundle/bin/dslaunch" --num_gpus=1 --master_port=0 "$bundle/bin/dsworker" --device cuda \
+      DS_KERNEL_PROFILE=1 timeout 300 "$bundle/bin/dslaunch" --num_gpus=1 --master_port=0 "$bundle/bin/dsworker" --device cuda \
         --model "$m" --micro_batch "$mb" --grad_accum_steps 1 --precision bf16 --steps "$steps" --zero_stage 0 \
         --log_interval 5 --eval_interval 0 --val_batches 1 --metrics "$run/metrics.jsonl" >> "$log" 2>&1
       echo "exit: $?" | tee -a "$log"
