@@ -73,9 +73,16 @@ void residual_forward(S* out, const S* inp1, const S* inp2, int64_t n, cudaStrea
 template <typename S>
 void residual_backward(S* dinp1, S* dinp2, const S* dout, int64_t n, cudaStream_t stream);  // both +=
 
-// ---- matmul through cuBLASLt (model/ops_matmul.hpp) --------------------------------------------------
-// One per stream: the cuBLASLt handle, its workspace and cached plans (matmul descriptors and the
-// chosen algorithm per shape). Not thread-safe; every call queues on the stream it was made for.
+// ---- matmul through cuBLASLt (model/ops_matmul.hpp; implementation notes: cuda/matmul.cu) ---------
+// One per stream: the cuBLASLt handle, its 32 MiB workspace (allocated once, in the constructor)
+// and the cached routes — matmul descriptor, layouts and the algorithm chosen once per (GEMM,
+// shape, dtype, epilogue, pointer alignment) — so a training loop never re-plans and no call
+// allocates. Not thread-safe; every call queues on the stream it was made for. The constructor
+// throws ds::ResourceError when the workspace does not fit.
+// Every shape with N, C, OC >= 1 is supported: what cuBLASLt does not fuse for a shape (the GELU
+// epilogues want OC, resp. C, a multiple of 8) runs as a small kernel of ours after the GEMM, and
+// where cuBLASLt has no algorithm at all a slow fallback GEMM of ours runs (with a warning).
+// Bad arguments (a dimension below 1, a null required pointer, aliased outputs) throw UsageError.
 class Blas {
  public:
   explicit Blas(cudaStream_t stream);
@@ -83,7 +90,7 @@ class Blas {
   Blas(const Blas&) = delete;
   Blas& operator=(const Blas&) = delete;
   cudaStream_t stream() const;
-  struct Impl;
+  struct Impl;  // cuda/matmul_blas.hpp
   Impl& impl() { return *m_impl; }
 
  private:
@@ -91,15 +98,19 @@ class Blas {
 };
 
 // out (N,OC) = inp (N,C) · weightᵀ (weight is (OC,C)) + bias (OC, or null).
-// With gelu_out non-null the GELU is fused as an epilogue: out receives the pre-activation (what
-// gelu_backward needs) and gelu_out = gelu(out), as gelu_forward would compute it from out.
+// With gelu_out non-null (a buffer other than out) the GELU is fused as an epilogue: out receives
+// the pre-activation (what gelu_backward needs) and gelu_out = gelu(pre-activation). The fused
+// epilogue applies GELU to the fp32 pre-activation before it is rounded to S, so for 16-bit S
+// gelu_out may differ from gelu_forward(out) in the last bit.
 template <typename S>
 void matmul_forward(Blas& blas, S* out, const S* inp, const S* weight, const S* bias, int N, int C, int OC,
                     S* gelu_out = nullptr);
 // dinp (N,C) += dout · weight; dweight (OC,C) += doutᵀ · inp; dbias (OC) += Σ_rows dout.
 // dinp and dbias may be null. With gelu_inp non-null (the pre-activation of the layer whose output
-// feeds this matmul) the dinp is further multiplied by gelu'(gelu_inp) — the fused backward of
-// matmul + GELU — and then dinp is WRITTEN, not accumulated (the model's dfch buffer is fresh).
+// feeds this matmul; a buffer other than dinp) the dinp is further multiplied by gelu'(gelu_inp) —
+// the fused backward of matmul + GELU — and then dinp is WRITTEN, not accumulated (the model's dfch
+// buffer is fresh). scratch (matmul_backward_scratch_bytes, needed when dbias is non-null) holds
+// dbias's fp32 partial sums: one per column per 256-row block, summed in a fixed order.
 size_t matmul_backward_scratch_bytes(int N, int C, int OC);
 template <typename S>
 void matmul_backward(Blas& blas, S* dinp, S* dweight, S* dbias, const S* dout, const S* inp, const S* weight, int N,
