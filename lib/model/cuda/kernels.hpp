@@ -156,8 +156,8 @@ void softmax_xent_forward(float* losses, const S* logits, const int32_t* targets
                           cudaStream_t stream);
 // *mean_out (device fp32) = Σ losses / scored, summed in double in row order (scored from the host:
 // count_scored_targets, in [0, N]; 0 scored gives 0). One block, thread 0 adding in row order:
-// bitwise the mean softmax_xent_forward_cpu returns for the same losses, deterministic, and a few
-// tens of microseconds for N = 16k.
+// bitwise the mean softmax_xent_forward_cpu returns for the same losses and deterministic; the
+// price is N dependent double adds (estimated, not measured: under 0.1 ms for N = 16k).
 void mean_loss(float* mean_out, const float* losses, int N, int64_t scored, cudaStream_t stream);
 // WRITES dlogits (N,Vp) = (softmax - onehot) · dloss / scored for scored rows, 0 in padding columns
 // and ignored rows. dlogits may equal logits (in place: each row's statistics are complete before
