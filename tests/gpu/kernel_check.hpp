@@ -132,6 +132,45 @@ double rel_error(const std::vector<T>& got, const std::vector<R>& ref) {
 template <typename T>
 constexpr double k_rel_tol = std::is_same_v<T, float> ? 1e-5 : std::is_same_v<T, bf16> ? 1e-2 : 2e-3;
 
+// Index of the first element whose bits differ between got and want, or -1 when they are bitwise
+// equal (sizes must match; a size mismatch reports 0). For the kernels whose arithmetic is the CPU
+// twin's operation for operation.
+template <typename T>
+int64_t first_bit_difference(const std::vector<T>& got, const std::vector<T>& want) {
+  if (got.size() != want.size()) return 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0) return static_cast<int64_t>(i);
+  return -1;
+}
+
+// Index of the first element where got is off want by more than bound(i) (an absolute error
+// allowed for element i), or where got is NaN/inf while want is finite; -1 when none is. For ops
+// whose error has a natural per-element scale that a norm over a handful of elements would not
+// see (a loss near 0, a GELU output that cancels to near 0).
+template <typename T, typename R, typename Bound>
+int64_t first_out_of_bound(const std::vector<T>& got, const std::vector<R>& want, Bound bound) {
+  if (got.size() != want.size()) return 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double g = to_float(got[i]), w = to_float(want[i]);
+    if (!std::isfinite(g) && std::isfinite(w)) return static_cast<int64_t>(i);
+    if (!(std::fabs(g - w) <= bound(i))) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+// One unit in the last place of S's precision, relative (2^-23, 2^-7, 2^-10): the rounding step of
+// a stored value near 1.
+template <typename T>
+constexpr double k_ulp = std::is_same_v<T, float> ? 0x1p-23 : std::is_same_v<T, bf16> ? 0x1p-7 : 0x1p-10;
+
+// What an accumulating kernel added: after - before, element by element, in double.
+template <typename T>
+std::vector<double> increments(const std::vector<T>& after, const std::vector<T>& before) {
+  std::vector<double> d(after.size());
+  for (size_t i = 0; i < after.size(); ++i) d[i] = static_cast<double>(to_float(after[i])) - to_float(before[i]);
+  return d;
+}
+
 template <typename T>
 const char* type_name() {
   return dtype_name(dtype_of<T>());
