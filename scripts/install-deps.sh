@@ -50,3 +50,27 @@ if command -v python3 >/dev/null; then
       echo "install-deps: warning: could not pip install ${python_packages[*]}; the safetensors interop tests will be skipped" >&2
   fi
 fi
+
+# The cuDNN frontend (header-only C++ API over cuDNN's graph backend), for cuDNN's fused attention
+# in lib/model/cuda/attention_cudnn.cu. The wheel on PyPI carries the headers under include/; only
+# that folder is unpacked, into the cache dir lib/model/cuda/CMakeLists.txt looks in. 1.18.0 is
+# built against cuDNN 9.x and runs on the 9.19 of /usr/local/cuda. Without it (offline, no pip) the
+# build still succeeds and AttentionImpl::cudnn reports itself unsupported.
+cudnn_frontend_version=1.18.0
+cudnn_frontend_dir="${XDG_CACHE_HOME:-$HOME/.cache}/dslaunch/cudnn-frontend"
+if [ -f "$cudnn_frontend_dir/include/cudnn_frontend.h" ]; then
+  echo "install-deps: cuDNN frontend headers present ($cudnn_frontend_dir/include)"
+elif command -v python3 >/dev/null && command -v unzip >/dev/null; then
+  wheel_dir="$(mktemp -d)"
+  if python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$wheel_dir" \
+      "nvidia-cudnn-frontend==$cudnn_frontend_version" >/dev/null 2>&1; then
+    mkdir -p "$cudnn_frontend_dir"
+    unzip -q -o "$wheel_dir"/nvidia_cudnn_frontend-*.whl 'include/*' -d "$cudnn_frontend_dir"
+    echo "install-deps: cuDNN frontend $cudnn_frontend_version headers unpacked into $cudnn_frontend_dir/include"
+  else
+    echo "install-deps: warning: could not pip download nvidia-cudnn-frontend==$cudnn_frontend_version; cuDNN attention will not be built in" >&2
+  fi
+  rm -rf "$wheel_dir"
+else
+  echo "install-deps: warning: python3 and unzip are needed to fetch the cuDNN frontend headers; cuDNN attention will not be built in" >&2
+fi

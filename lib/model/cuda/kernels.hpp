@@ -143,16 +143,36 @@ void matmul_backward(Blas& blas, S* dinp, S* dweight, S* dbias, const S* dout, c
 
 // ---- causal self-attention on the packed qkv (model/ops_attention.hpp) -------------------------------
 // Flash-style: never materialises (B,NH,T,T). Forward writes out (B,T,C) and lse (B,NH,T) fp32, the
-// log-sum-exp of each row's scaled, masked scores; backward uses qkv, out, lse and dout and
-// ACCUMULATES into dqkv (B,T,3C). Requires C % NH == 0; head sizes supported: see
-// attention_supported().
+// natural log-sum-exp of each row's scaled, masked scores (lse[b,h,t] = ln Σ_{s<=t} exp(q_t·k_s /
+// sqrt(hs))), the same quantity for every implementation, so either backward consumes either
+// forward's lse; backward uses qkv, out, lse and dout and ACCUMULATES into dqkv (B,T,3C).
+// Requires C % NH == 0; what each implementation supports: attention_supported().
+//   own:        our kernels. Tensor cores (mma.sync, fp32 accumulators) for bf16/fp16 with head size
+//               64; a CUDA-core fp32-arithmetic path for fp32 storage and head sizes up to 128 that
+//               are multiples of 8. Backward: D = rowsum(dout∘out) first, then one kernel over key
+//               blocks (dk, dv) and one over query blocks (dq): no atomics, one rounding per element.
+//   cudnn:      cuDNN's fused SDPA (frontend graphs, built once per shape and cached), bf16/fp16,
+//               head sizes up to 128 that are multiples of 8; only when built with cuDNN (CMake finds
+//               cuDNN and the frontend headers). Its backward runs cuDNN's deterministic algorithm,
+//               writes dq,dk,dv into scratch and adds them into dqkv (two roundings per element).
+//   automatic:  cudnn for bf16/fp16 when built in and supported, else own.
+// Asking for an implementation that cannot run the shape/dtype (or cudnn when it was not built in)
+// throws UsageError naming the head size, dtype and implementation.
+// scratch: device memory of at least *_scratch_bytes (256-byte aligned; null when that is 0), not
+// touched by anything else until the queued work is done. The cudnn sizes build its graph (GPU
+// needed); call them once at setup, not per step.
+// Header change from the first contract: attention_forward gained `scratch` (cuDNN's forward may
+// need workspace) and attention_forward_scratch_bytes sizes it.
 enum class AttentionImpl { automatic, own, cudnn };
 bool attention_supported(int head_size, ds::DType dtype, AttentionImpl impl);
-const char* attention_impl_name(AttentionImpl impl);
-size_t attention_backward_scratch_bytes(int B, int T, int C, int NH, ds::DType dtype, AttentionImpl impl);
+const char* attention_impl_name(AttentionImpl impl);  // "automatic", "own", "cudnn"
+size_t attention_forward_scratch_bytes(int B, int T, int C, int NH, ds::DType dtype,
+                                       AttentionImpl impl = AttentionImpl::automatic);
+size_t attention_backward_scratch_bytes(int B, int T, int C, int NH, ds::DType dtype,
+                                        AttentionImpl impl = AttentionImpl::automatic);
 template <typename S>
-void attention_forward(S* out, float* lse, const S* qkv, int B, int T, int C, int NH, cudaStream_t stream,
-                       AttentionImpl impl = AttentionImpl::automatic);
+void attention_forward(S* out, float* lse, const S* qkv, int B, int T, int C, int NH, void* scratch,
+                       cudaStream_t stream, AttentionImpl impl = AttentionImpl::automatic);
 template <typename S>
 void attention_backward(S* dqkv, const S* dout, const S* qkv, const S* out, const float* lse, int B, int T, int C,
                         int NH, void* scratch, cudaStream_t stream, AttentionImpl impl = AttentionImpl::automatic);
