@@ -54,6 +54,42 @@ std::vector<T> random_vector(size_t n, float std = 1.0f, float mean = 0.0f) {
   return v;
 }
 
+// n values N(0, 1) * 2^e with e uniform in [min_exp, max_exp], rounded to T: magnitudes spread
+// over many binades, so that a sum taken in another order, or a product rounded differently,
+// shows in the last bits (a bitwise check on narrow-range data proves less).
+template <typename T>
+std::vector<T> random_wide_vector(size_t n, int min_exp, int max_exp) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::uniform_int_distribution<int> exp(min_exp, max_exp);
+  std::vector<T> v(n);
+  for (auto& x : v) x = from_float<T>(std::ldexp(dist(rng()), exp(rng())));
+  return v;
+}
+
+// Storage bytes of `values` rounded to `type` (ds::from_float), for kernels that take a run-time
+// dtype.
+inline std::vector<unsigned char> encode_as(const std::vector<float>& values, DType type) {
+  std::vector<unsigned char> bytes(values.size() * dtype_size(type));
+  visit_dtype(type, [&](auto t) {
+    using T = decltype(t);
+    for (size_t i = 0; i < values.size(); ++i) {
+      const T x = from_float<T>(values[i]);
+      std::memcpy(bytes.data() + i * sizeof(T), &x, sizeof(T));
+    }
+  });
+  return bytes;
+}
+
+// Index of the first element whose bytes differ, or -1 (also -1 for two empty vectors; sizes that
+// differ give the shorter size). The bitwise check of a kernel against its CPU twin.
+template <typename T>
+int64_t first_bit_difference(const std::vector<T>& a, const std::vector<T>& b) {
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) return static_cast<int64_t>(i);
+  return a.size() == b.size() ? -1 : static_cast<int64_t>(n);
+}
+
 inline std::vector<int32_t> random_tokens(size_t n, int vocab) {
   std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
   std::vector<int32_t> v(n);
