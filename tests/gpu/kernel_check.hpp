@@ -108,6 +108,7 @@ class DeviceArray {
   explicit DeviceArray(size_t n) : m_n(n) {
     DS_CUDA_CHECK(cudaMalloc(&m_base, bytes() + 2 * k_guard_bytes));
     DS_CUDA_CHECK(cudaMemset(m_base, k_guard_byte, bytes() + 2 * k_guard_bytes));
+    DS_CUDA_CHECK(cudaDeviceSynchronize());
   }
   explicit DeviceArray(const std::vector<T>& host) : DeviceArray(host.size()) { upload(host); }
   ~DeviceArray() { cudaFree(m_base); }
@@ -118,8 +119,12 @@ class DeviceArray {
   size_t size() const { return m_n; }
   size_t bytes() const { return m_n * sizeof(T); }
 
+  // upload and poison wait for the device: a pageable cudaMemcpy may return before its DMA lands
+  // and cudaMemset is asynchronous, both on the legacy stream, which a kernel on a non-blocking
+  // stream does not wait for (seen on the H200: poison landing after the kernel's writes).
   void upload(const std::vector<T>& host) {
     DS_CUDA_CHECK(cudaMemcpy(data(), host.data(), std::min(bytes(), host.size() * sizeof(T)), cudaMemcpyHostToDevice));
+    DS_CUDA_CHECK(cudaDeviceSynchronize());
   }
   std::vector<T> download() const {
     DS_CUDA_CHECK(cudaDeviceSynchronize());
@@ -129,7 +134,10 @@ class DeviceArray {
   }
   // Every byte set to 0xFF: NaN in fp32, bf16 and fp16 (and -1 in int32), so an element the kernel
   // should have written but did not fails the comparison.
-  void poison() { DS_CUDA_CHECK(cudaMemset(data(), 0xFF, bytes())); }
+  void poison() {
+    DS_CUDA_CHECK(cudaMemset(data(), 0xFF, bytes()));
+    DS_CUDA_CHECK(cudaDeviceSynchronize());
+  }
   // True when both guard regions still hold k_guard_byte.
   bool guards_intact() const {
     DS_CUDA_CHECK(cudaDeviceSynchronize());
