@@ -1,5 +1,6 @@
-// Internal to the CPU Adam: the per-call constants and the per-ISA kernel entry points that
-// adam_cpu.cpp dispatches to. Not for use outside lib/zero/adam_*.cpp.
+// Internal to the Adam implementations: the per-call constants (computed by adam_hyper.cpp for the
+// CPU Adam and for the CUDA Adam in cuda/adam_step.cu alike) and the per-ISA kernel entry points
+// that adam_cpu.cpp dispatches to. Not for use outside lib/zero/adam_*.cpp and lib/zero/cuda.
 //
 // Note "Same bits on every ISA": every kernel computes, per element, exactly the operation
 // sequence written in adam.hpp — mul, fma, sqrt, div, each correctly rounded IEEE fp32 — with the
@@ -19,8 +20,11 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "base/dtype.hpp"
+#include "zero/adam.hpp"
 
 namespace ds::zero::detail {
 
@@ -37,6 +41,17 @@ struct AdamConstants {
   int l2 = 0;                   // mode == l2 && wd > 0
   int decoupled = 0;            // mode == adamw && wd > 0
 };
+
+// One group's constants for one call (the formulas of adam.hpp; pow in double rounded to float).
+AdamConstants make_adam_constants(const AdamHyper& hyper, float grad_scale);
+
+// The checks and constants every adam_step implementation starts with: DS_CHECKs that grad_scale
+// is finite and that `segments` is sorted, non-overlapping, inside [0, n) and names existing
+// groups; throws ConfigError for an invalid group (validate_adam_hyper); returns one
+// AdamConstants per group. The ISA files never call it (note "ISA files stay self-contained").
+std::vector<AdamConstants> adam_constants_for_call(std::span<const AdamHyper> groups,
+                                                   std::span<const ParamGroupSegment> segments, int64_t n,
+                                                   float grad_scale);
 
 // Buffers of a whole call; kernels work on [begin, begin + count) of them.
 struct AdamKernelArgs {

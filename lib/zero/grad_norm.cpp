@@ -14,16 +14,18 @@ namespace {
 
 int64_t num_blocks(int64_t n) { return (n + k_norm_block - 1) / k_norm_block; }
 
-// One block's sum of squares: 8 interleaved float64 accumulators (element i goes to i % 8), then a
-// fixed pairwise combination. Independent accumulators let the loop pipeline (and vectorise)
-// without changing what is added to what.
+// One block's sum of squares in the order of Note [sum of squares order] (grad_norm.hpp), which
+// the CUDA twin (cuda/grad_norm.cu) reproduces: lane j of k_norm_lanes float64 accumulators sums
+// elements j, j + k_norm_lanes, ... in index order, then the lanes combine in a fixed tree. The
+// lane loop is independent across j, so it pipelines (and vectorises) without changing what is
+// added to what. x * x is exact in float64 (a float has 24 significant bits), so whether the
+// compiler fuses it into the add changes nothing.
 template <typename T>
 double block_sum_of_squares(const T* g, int64_t count) {
-  constexpr int k_acc = 8;
-  double acc[k_acc] = {};
+  double acc[k_norm_lanes] = {};
   int64_t i = 0;
-  for (; i + k_acc <= count; i += k_acc) {
-    for (int j = 0; j < k_acc; ++j) {
+  for (; i + k_norm_lanes <= count; i += k_norm_lanes) {
+    for (int j = 0; j < k_norm_lanes; ++j) {
       const double x = static_cast<double>(to_float(g[i + j]));
       acc[j] += x * x;
     }
@@ -32,7 +34,9 @@ double block_sum_of_squares(const T* g, int64_t count) {
     const double x = static_cast<double>(to_float(g[i]));
     acc[j] += x * x;
   }
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (int half = k_norm_lanes / 2; half >= 1; half /= 2)
+    for (int j = 0; j < half; ++j) acc[j] += acc[j + half];
+  return acc[0];
 }
 
 template <typename T>

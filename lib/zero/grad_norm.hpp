@@ -10,10 +10,14 @@
 //                               which gives the same bits without a pass over memory)
 // and the norm to report is norm / loss_scale (DeepSpeed's _global_grad_norm).
 //
-// Determinism: sum_of_squares cuts the shard into fixed blocks of k_norm_block elements, sums each
-// block in a fixed order and the block sums in index order, so the result is bitwise the same for
-// any thread count (not for a different shard split: a different world size may change the last
-// bits).
+// Note [sum of squares order]: sum_of_squares cuts the shard into fixed blocks of k_norm_block
+// elements. In a block, accumulator j of k_norm_lanes (float64, starting at 0) adds the squares
+// of elements j, j + k_norm_lanes, j + 2 k_norm_lanes, ... in index order; then the lanes combine
+// in a fixed tree: for half = k_norm_lanes/2, ..., 2, 1: acc[j] += acc[j + half] for j < half;
+// acc[0] is the block's sum. The block sums are added in index order, starting from 0. So the
+// result is bitwise the same for any thread count, and the CUDA twin (cuda/engine_kernels.hpp),
+// which gives each block to one thread block of k_norm_lanes threads, computes the same bits
+// (not for a different shard split: a different world size may change the last bits).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +27,8 @@
 namespace ds::zero {
 
 inline constexpr int64_t k_norm_block = int64_t{1} << 16;
+inline constexpr int k_norm_lanes = 256;  // accumulators per block (Note [sum of squares order])
+static_assert(k_norm_block % k_norm_lanes == 0);
 
 // Sum of g[i]^2 over n elements, each element widened to float64 first. Uses ds::parallel_for.
 double sum_of_squares(const float* g, int64_t n);

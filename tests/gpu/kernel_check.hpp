@@ -54,6 +54,42 @@ std::vector<T> random_vector(size_t n, float std = 1.0f, float mean = 0.0f) {
   return v;
 }
 
+// n values N(0, 1) * 2^e with e uniform in [min_exp, max_exp], rounded to T: magnitudes spread
+// over many binades, so that a sum taken in another order, or a product rounded differently,
+// shows in the last bits (a bitwise check on narrow-range data proves less).
+template <typename T>
+std::vector<T> random_wide_vector(size_t n, int min_exp, int max_exp) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::uniform_int_distribution<int> exp(min_exp, max_exp);
+  std::vector<T> v(n);
+  for (auto& x : v) x = from_float<T>(std::ldexp(dist(rng()), exp(rng())));
+  return v;
+}
+
+// Storage bytes of `values` rounded to `type` (ds::from_float), for kernels that take a run-time
+// dtype.
+inline std::vector<unsigned char> encode_as(const std::vector<float>& values, DType type) {
+  std::vector<unsigned char> bytes(values.size() * dtype_size(type));
+  visit_dtype(type, [&](auto t) {
+    using T = decltype(t);
+    for (size_t i = 0; i < values.size(); ++i) {
+      const T x = from_float<T>(values[i]);
+      std::memcpy(bytes.data() + i * sizeof(T), &x, sizeof(T));
+    }
+  });
+  return bytes;
+}
+
+// Index of the first element whose bytes differ, or -1 (also -1 for two empty vectors; sizes that
+// differ give the shorter size). The bitwise check of a kernel against its CPU twin.
+template <typename T>
+int64_t first_bit_difference(const std::vector<T>& a, const std::vector<T>& b) {
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) return static_cast<int64_t>(i);
+  return a.size() == b.size() ? -1 : static_cast<int64_t>(n);
+}
+
 inline std::vector<int32_t> random_tokens(size_t n, int vocab) {
   std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
   std::vector<int32_t> v(n);
@@ -72,6 +108,7 @@ class DeviceArray {
   explicit DeviceArray(size_t n) : m_n(n) {
     DS_CUDA_CHECK(cudaMalloc(&m_base, bytes() + 2 * k_guard_bytes));
     DS_CUDA_CHECK(cudaMemset(m_base, k_guard_byte, bytes() + 2 * k_guard_bytes));
+    DS_CUDA_CHECK(cudaDeviceSynchronize());
   }
   explicit DeviceArray(const std::vector<T>& host) : DeviceArray(host.size()) { upload(host); }
   ~DeviceArray() { cudaFree(m_base); }
@@ -82,8 +119,12 @@ class DeviceArray {
   size_t size() const { return m_n; }
   size_t bytes() const { return m_n * sizeof(T); }
 
+  // upload and poison wait for the device: a pageable cudaMemcpy may return before its DMA lands
+  // and cudaMemset is asynchronous, both on the legacy stream, which a kernel on a non-blocking
+  // stream does not wait for (seen on the H200: poison landing after the kernel's writes).
   void upload(const std::vector<T>& host) {
     DS_CUDA_CHECK(cudaMemcpy(data(), host.data(), std::min(bytes(), host.size() * sizeof(T)), cudaMemcpyHostToDevice));
+    DS_CUDA_CHECK(cudaDeviceSynchronize());
   }
   std::vector<T> download() const {
     DS_CUDA_CHECK(cudaDeviceSynchronize());
@@ -93,7 +134,10 @@ class DeviceArray {
   }
   // Every byte set to 0xFF: NaN in fp32, bf16 and fp16 (and -1 in int32), so an element the kernel
   // should have written but did not fails the comparison.
-  void poison() { DS_CUDA_CHECK(cudaMemset(data(), 0xFF, bytes())); }
+  void poison() {
+    DS_CUDA_CHECK(cudaMemset(data(), 0xFF, bytes()));
+    DS_CUDA_CHECK(cudaDeviceSynchronize());
+  }
   // True when both guard regions still hold k_guard_byte.
   bool guards_intact() const {
     DS_CUDA_CHECK(cudaDeviceSynchronize());
