@@ -49,7 +49,8 @@ endfunction()
 
 # ds_add_test_suite(<name> DEPS <libs...>)
 #   One Catch2 binary test_<name> from every *.cpp in tests/<name>/; each TEST_CASE becomes a
-#   CTest test (catch_discover_tests), labelled <name>.
+#   CTest test (catch_discover_tests), labelled <name>; a case that calls DS_SKIP exits 77, which
+#   SKIP_RETURN_CODE reports as Skipped (tests/support/skip.hpp).
 function(ds_add_test_suite name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "DEPS" ${ARGN})
   file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${name}/*.cpp)
@@ -67,6 +68,6 @@ function(ds_add_test_suite name)
   endif()
   catch_discover_tests(test_${name}
     TEST_PREFIX "${name}: "
-    PROPERTIES LABELS ${name} TIMEOUT ${ARG_TIMEOUT}
+    PROPERTIES LABELS ${name} TIMEOUT ${ARG_TIMEOUT} SKIP_RETURN_CODE 77
     DISCOVERY_TIMEOUT 30)
 endfunction()

@@ -11,6 +11,7 @@ debian_packages=(
   catch2               # tests (v2, single header)
   libgloo-dev          # CPU collectives
   python3              # .py workers in tests, fixtures
+  python3-venv         # scripts/test.sh: the cached venv holding torch and transformers for the interop tests
   gdb                  # supervisor test: a --debug_rank worker is released when a debugger attaches
 )
 

@@ -11,7 +11,8 @@
 TEST_DATA_BINARY is build/tests/test_data: its hidden "interop: ..." test cases do the C++ side
 (tests/data/interop_helpers_test.cpp). Exits 77, which CTest reports as skipped, when the
 Python packages a mode needs are missing (scripts/install-deps.sh installs numpy and safetensors;
-torch and transformers are too large to install for a test and are used where present).
+scripts/test.sh installs torch and transformers into a cached venv, DS_NO_TORCH=1 skips them).
+CTest runs it with $DS_TEST_PYTHON (default python3).
 """
 import os
 import shutil
@@ -41,7 +42,7 @@ def check_safetensors(binary, tmp):
         from safetensors import safe_open
         from safetensors.numpy import load_file, save_file
     except ImportError as e:
-        skip(f"python3 has no module '{e.name}' (scripts/install-deps.sh installs numpy and safetensors with pip)")
+        skip(f"{sys.executable} has no module '{e.name}' (scripts/install-deps.sh installs numpy and safetensors with pip)")
 
     run_case(binary, "interop: write fixtures", DS_INTEROP_DIR=tmp)
     weight = (0.5 * np.arange(12, dtype=np.float32) - 2.0).reshape(3, 4)
@@ -96,12 +97,15 @@ def check_safetensors(binary, tmp):
 
 
 def check_transformers(binary, tmp):
+    if os.environ.get("DS_NO_TORCH") == "1":
+        skip("DS_NO_TORCH=1: the torch and transformers interop tests are turned off")
     try:
         import torch
         import transformers
         from transformers import GPT2Config, GPT2LMHeadModel
     except ImportError as e:
-        skip(f"python3 has no module '{e.name}' (torch and transformers are used where present, not installed)")
+        skip(f"{sys.executable} has no module '{e.name}': scripts/test.sh installs torch and transformers into a "
+             "venv and sets DS_TEST_PYTHON, or set DS_TEST_PYTHON to an interpreter that has them")
 
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=256, n_positions=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)

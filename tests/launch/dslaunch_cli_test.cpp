@@ -5,6 +5,7 @@
 
 #include "launch/fixtures.hpp"
 #include "support/process.hpp"
+#include "support/skip.hpp"
 
 namespace {
 
@@ -44,11 +45,10 @@ void check_one_line_error(const Sandbox& box, const RunResult& r, int code, cons
   CHECK_FALSE(box.started());
 }
 
-bool default_hostfile_exists() {
-  if (!std::filesystem::exists("/job/hostfile")) return false;
-  WARN("/job/hostfile exists on this machine: skipping checks that assume no default hostfile");
-  return true;
-}
+// Checks of the plan without -H assume dslaunch finds no hostfile at its default path.
+bool default_hostfile_exists() { return std::filesystem::exists("/job/hostfile"); }
+constexpr const char* k_default_hostfile_reason =
+    "/job/hostfile exists on this machine: dslaunch reads it by default, and this test checks the plan without one";
 
 }  // namespace
 
@@ -80,7 +80,7 @@ TEST_CASE("dslaunch --version prints its version") {
 }
 
 TEST_CASE("a dry run prints the plan of CPU ranks and starts nothing") {
-  if (default_hostfile_exists()) return;
+  if (default_hostfile_exists()) DS_SKIP(k_default_hostfile_reason);
   Sandbox box;
   RunResult r = box.run({"--dry_run", "./trainer", "a b", "$HOME"});
   CHECK(r.exit_code == 0);
@@ -105,25 +105,30 @@ TEST_CASE("a dry run prints the plan of CPU ranks and starts nothing") {
   CHECK(r.err.empty());
 }
 
-TEST_CASE("a dry run with simulated GPUs selects them by flag, CUDA_VISIBLE_DEVICES or hostfile") {
+TEST_CASE("a dry run with simulated GPUs selects them by flag or CUDA_VISIBLE_DEVICES") {
+  if (default_hostfile_exists()) DS_SKIP(k_default_hostfile_reason);
   Sandbox box;
   const std::map<std::string, std::string> gpus = {{"DSLAUNCH_GPU_COUNT", "4"}};
-  if (!default_hostfile_exists()) {
-    RunResult r = box.run({"--dry_run", "--exclude", "localhost:1", "--module", "pkg.train"}, gpus);
-    CHECK(r.exit_code == 0);
-    CHECK(r.out ==
-          "{\"world_size\":3,\"master_addr\":\"127.0.0.1\",\"master_port\":29500,\"nodes\":[{\"host\":\"localhost\",\"node_rank\":0,"
-          "\"slots\":[0,2,3],\"ranks\":[0,1,2]}],\"command\":[\"python3\",\"-u\",\"-m\",\"pkg.train\",\"--local_rank=0\"],"
-          "\"device\":\"cuda\"}\n");
-    CHECK(r.err.empty());
+  RunResult r = box.run({"--dry_run", "--exclude", "localhost:1", "--module", "pkg.train"}, gpus);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out ==
+        "{\"world_size\":3,\"master_addr\":\"127.0.0.1\",\"master_port\":29500,\"nodes\":[{\"host\":\"localhost\",\"node_rank\":0,"
+        "\"slots\":[0,2,3],\"ranks\":[0,1,2]}],\"command\":[\"python3\",\"-u\",\"-m\",\"pkg.train\",\"--local_rank=0\"],"
+        "\"device\":\"cuda\"}\n");
+  CHECK(r.err.empty());
 
-    std::map<std::string, std::string> env = gpus;
-    env["CUDA_VISIBLE_DEVICES"] = "1,3";
-    r = box.run({"--dry_run", "train.py"}, env);
-    CHECK(r.exit_code == 0);
-    CHECK(r.out.find("\"slots\":[1,3],\"ranks\":[0,1]") != std::string::npos);
-    CHECK(r.err == "dslaunch: CUDA_VISIBLE_DEVICES=1,3 selects GPUs 1,3 (as --include localhost:1,3)\n");
-  }
+  std::map<std::string, std::string> env = gpus;
+  env["CUDA_VISIBLE_DEVICES"] = "1,3";
+  r = box.run({"--dry_run", "train.py"}, env);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("\"slots\":[1,3],\"ranks\":[0,1]") != std::string::npos);
+  CHECK(r.err == "dslaunch: CUDA_VISIBLE_DEVICES=1,3 selects GPUs 1,3 (as --include localhost:1,3)\n");
+  CHECK_FALSE(box.started());
+}
+
+TEST_CASE("a dry run with simulated GPUs selects them by hostfile") {
+  Sandbox box;
+  const std::map<std::string, std::string> gpus = {{"DSLAUNCH_GPU_COUNT", "4"}};
   box.dir.write("hostfile", "# this node\nlocalhost slots=4\n");
   const RunResult r = box.run({"--dry_run", "-H", "hostfile", "--num_gpus", "2", "--no_python", "--no_local_rank", "./trainer"}, gpus);
   CHECK(r.exit_code == 0);

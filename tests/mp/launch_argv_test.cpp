@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "mp/launch_fixtures.hpp"
+#include "support/skip.hpp"
 
 namespace {
 
@@ -91,10 +92,8 @@ TEST_CASE("with --no_python, dslaunch runs the program itself with --local_rank=
 }
 
 TEST_CASE("a real python3 runs a .py script and a --module with -u, --local_rank=N and the user's bytes") {
-  if (ds::test::run({"python3", "-c", "import sys; assert sys.version_info >= (3, 10)"}).exit_code != 0) {
-    WARN("skipped: no python3 >= 3.10 in PATH (sys.orig_argv is needed)");
-    return;
-  }
+  // sys.orig_argv (the interpreter's own argv, -u included) is new in Python 3.10.
+  if (const auto why = ds::test::why_no_python3_at_least(3, 10)) DS_SKIP(*why + " (sys.orig_argv is needed)");
   // The script writes the interpreter's own argv (sys.orig_argv, as bytes: -u included).
   const std::string script =
       "import json, os, sys\n"

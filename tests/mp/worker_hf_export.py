@@ -14,7 +14,7 @@ with the exported weights (the final checkpoint is saved after the final validat
 in between).
 
 Usage: worker_hf_export.py DSLAUNCH DSWORKER. Exit 77 (CTest: skipped) when torch or transformers
-cannot be imported. The interpreter is $DS_TEST_PYTHON when CTest runs it (see tests/CMakeLists.txt).
+cannot be imported, or DS_NO_TORCH=1. The interpreter is $DS_TEST_PYTHON when CTest runs it (see tests/CMakeLists.txt).
 """
 import json
 import math
@@ -79,13 +79,17 @@ def main():
         sys.stderr.write(__doc__)
         return 2
     dslaunch, dsworker = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    if os.environ.get("DS_NO_TORCH") == "1":
+        print("SKIPPED: DS_NO_TORCH=1: the torch and transformers interop tests are turned off")
+        return SKIP
     try:
         import torch
         import transformers
         from transformers import GPT2LMHeadModel
         transformers.utils.logging.disable_progress_bar()
     except Exception as e:  # ImportError, or a broken install
-        print(f"SKIPPED: {sys.executable} cannot import torch and transformers ({e}); set DS_TEST_PYTHON to one that can")
+        print(f"SKIPPED: {sys.executable} cannot import torch and transformers ({e}): scripts/test.sh installs them "
+              "into a venv and sets DS_TEST_PYTHON, or set DS_TEST_PYTHON to an interpreter that has them")
         return SKIP
 
     with tempfile.TemporaryDirectory(prefix="dstest-hf-") as tmp:

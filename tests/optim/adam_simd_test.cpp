@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/parallel.hpp"
+#include "support/skip.hpp"
 #include "zero/adam.hpp"
 #include "zero/cpu_isa.hpp"
 
@@ -98,14 +99,16 @@ std::vector<AdamHyper> hyper_variants() {
   return out;
 }
 
-}  // namespace
+// Skips the running test case when this CPU cannot run `isa`.
+#define SKIP_UNLESS_CPU_SUPPORTS(isa)                                                        \
+  do {                                                                                       \
+    if (!cpu_supports(isa)) DS_SKIP(std::string("this CPU has no ") + cpu_isa_name(isa)); \
+  } while (false)
 
-TEST_CASE("AVX2 and AVX-512 Adam equal the scalar path bit for bit, tails included") {
+// The `isa` path gives the scalar path's bits for every size (tails included), hyperparameter
+// variant, gradient dtype and 16-bit copy.
+void check_equals_scalar(CpuIsa isa) {
   IsaGuard guard;
-  std::vector<CpuIsa> vector_isas;
-  for (CpuIsa isa : {CpuIsa::avx2, CpuIsa::avx512})
-    if (cpu_supports(isa)) vector_isas.push_back(isa);
-  if (vector_isas.empty()) WARN("this CPU has neither AVX2 nor AVX-512: only the scalar path is tested");
   for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1021}) {
     const Problem pr(n, static_cast<uint32_t>(n));
     for (const AdamHyper& h : hyper_variants()) {
@@ -114,22 +117,20 @@ TEST_CASE("AVX2 and AVX-512 Adam equal the scalar path bit for bit, tails includ
                                         std::optional<DType>{DType::f16}, std::optional<DType>{DType::f32}}) {
           set_cpu_isa(CpuIsa::scalar);
           const Result want = run(pr, h, gd, od);
-          for (CpuIsa isa : vector_isas) {
-            set_cpu_isa(isa);
-            INFO("n " << n << ", isa " << cpu_isa_name(isa) << ", grad " << dtype_name(gd) << ", copy "
-                      << (od ? dtype_name(*od) : "none") << ", step " << h.step);
-            CHECK(run(pr, h, gd, od) == want);
-          }
+          set_cpu_isa(isa);
+          INFO("n " << n << ", isa " << cpu_isa_name(isa) << ", grad " << dtype_name(gd) << ", copy "
+                    << (od ? dtype_name(*od) : "none") << ", step " << h.step);
+          CHECK(run(pr, h, gd, od) == want);
         }
       }
     }
   }
 }
 
-TEST_CASE("the 16-bit model copy equals to_bf16 / to_f16 of the updated fp32 parameters") {
+// With lr 0 the parameters stay as they are, so every bit pattern (NaN payloads, infinities,
+// subnormals, ties, values that overflow fp16) reaches the `isa` path's conversion to the 16-bit copy.
+void check_copy_converts_every_bit_pattern(CpuIsa isa) {
   IsaGuard guard;
-  // lr 0 keeps the parameters as they are, so every bit pattern (NaN payloads, infinities,
-  // subnormals, ties, values that overflow fp16) reaches the conversion.
   const int64_t n = 4099;
   std::mt19937 rng(7);
   std::vector<float> p0(static_cast<size_t>(n));
@@ -141,22 +142,45 @@ TEST_CASE("the 16-bit model copy equals to_bf16 / to_f16 of the updated fp32 par
   AdamHyper h;
   h.lr = 0.0f;
   const std::vector<float> zero_grad(static_cast<size_t>(n), 0.0f);
-  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
-    if (!cpu_supports(isa)) continue;
-    set_cpu_isa(isa);
-    for (DType od : {DType::bf16, DType::f16}) {
-      std::vector<float> p = p0, m(p0.size(), 0.0f), v(p0.size(), 0.0f);
-      std::vector<uint16_t> out(p0.size());
-      adam_step_cpu(h, p.data(), zero_grad.data(), m.data(), v.data(), n, {out.data(), od});
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t want = od == DType::bf16 ? to_bf16(p[static_cast<size_t>(i)]).bits
-                                                : to_f16(p[static_cast<size_t>(i)]).bits;
-        INFO("isa " << cpu_isa_name(isa) << ", " << dtype_name(od) << ", element " << i << " = 0x" << std::hex
-                    << std::bit_cast<uint32_t>(p[static_cast<size_t>(i)]));
-        REQUIRE(out[static_cast<size_t>(i)] == want);
-      }
+  set_cpu_isa(isa);
+  for (DType od : {DType::bf16, DType::f16}) {
+    std::vector<float> p = p0, m(p0.size(), 0.0f), v(p0.size(), 0.0f);
+    std::vector<uint16_t> out(p0.size());
+    adam_step_cpu(h, p.data(), zero_grad.data(), m.data(), v.data(), n, {out.data(), od});
+    for (int64_t i = 0; i < n; ++i) {
+      const uint16_t want = od == DType::bf16 ? to_bf16(p[static_cast<size_t>(i)]).bits
+                                              : to_f16(p[static_cast<size_t>(i)]).bits;
+      INFO("isa " << cpu_isa_name(isa) << ", " << dtype_name(od) << ", element " << i << " = 0x" << std::hex
+                  << std::bit_cast<uint32_t>(p[static_cast<size_t>(i)]));
+      REQUIRE(out[static_cast<size_t>(i)] == want);
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE("AVX2 Adam equals the scalar path bit for bit, tails included") {
+  SKIP_UNLESS_CPU_SUPPORTS(CpuIsa::avx2);
+  check_equals_scalar(CpuIsa::avx2);
+}
+
+TEST_CASE("AVX-512 Adam equals the scalar path bit for bit, tails included") {
+  SKIP_UNLESS_CPU_SUPPORTS(CpuIsa::avx512);
+  check_equals_scalar(CpuIsa::avx512);
+}
+
+TEST_CASE("the scalar Adam's 16-bit model copy equals to_bf16 / to_f16 of the updated fp32 parameters") {
+  check_copy_converts_every_bit_pattern(CpuIsa::scalar);
+}
+
+TEST_CASE("the AVX2 Adam's 16-bit model copy equals to_bf16 / to_f16 of the updated fp32 parameters") {
+  SKIP_UNLESS_CPU_SUPPORTS(CpuIsa::avx2);
+  check_copy_converts_every_bit_pattern(CpuIsa::avx2);
+}
+
+TEST_CASE("the AVX-512 Adam's 16-bit model copy equals to_bf16 / to_f16 of the updated fp32 parameters") {
+  SKIP_UNLESS_CPU_SUPPORTS(CpuIsa::avx512);
+  check_copy_converts_every_bit_pattern(CpuIsa::avx512);
 }
 
 TEST_CASE("Adam gives the same bits for any thread count") {

@@ -15,6 +15,7 @@
 #include "base/error.hpp"
 #include "store/store_client.hpp"
 #include "store/store_server.hpp"
+#include "support/skip.hpp"
 
 using namespace ds;
 using namespace ds::store;
@@ -106,6 +107,8 @@ TEST_CASE("binding a port in use throws PortInUse naming the address, the holder
 }
 
 TEST_CASE("a port held by another program names that program") {
+  // python3 holds the port: a program other than this one, whose name the message must show.
+  if (const auto why = ds::test::why_no_python3_at_least(3, 0)) DS_SKIP(*why + ": nothing else here can hold a port");
   int out[2];
   REQUIRE(::pipe(out) == 0);
   const pid_t child = ::fork();
@@ -127,8 +130,7 @@ TEST_CASE("a port held by another program names that program") {
   if (port == 0) {
     ::kill(child, SIGKILL);
     ::waitpid(child, nullptr, 0);
-    WARN("python3 is not available to hold a port; nothing to check");
-    return;
+    FAIL("python3 runs here but did not print the port it holds");
   }
   CHECK_THROWS_WITH(StoreServer({.port = static_cast<uint16_t>(port)}),
                     Catch::Contains("held by pid " + std::to_string(child) + " (python3)"));

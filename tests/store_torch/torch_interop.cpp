@@ -1,6 +1,6 @@
 // Real PyTorch against our store. Not a Catch2 suite: a small program registered with CTest
-// (tests/CMakeLists.txt) that exits 77 — reported as Skipped — when the interpreter in
-// $DS_TEST_PYTHON (default python3) cannot import torch.
+// (tests/CMakeLists.txt) that exits 77 — reported as Skipped, with the reason — when the interpreter
+// in $DS_TEST_PYTHON (default python3) cannot import torch, or DS_NO_TORCH=1.
 //
 //   1. Two unmodified torch workers (tests/store/torch_agent_store.py) rendezvous through our
 //      StoreServer as under torchrun (TORCHELASTIC_USE_AGENT_STORE=True): init_process_group
@@ -17,6 +17,7 @@
 #include "store/store_auth.hpp"
 #include "store/store_server.hpp"
 #include "support/process.hpp"
+#include "support/python.hpp"
 
 using namespace ds::store;
 
@@ -30,10 +31,7 @@ void check(bool ok, const std::string& what) {
   if (!ok) ++g_failures;
 }
 
-std::string python() {
-  const char* env = std::getenv("DS_TEST_PYTHON");
-  return env && *env ? env : "python3";
-}
+std::string python() { return ds::test::test_python(); }
 
 void run_workers(const std::string& script) {
   StoreServer server({.token = generate_token()});  // torch clients cannot authenticate: fine
@@ -93,12 +91,12 @@ void diff_wire(const std::string& script) {
 }  // namespace
 
 int main() {
-  const auto probe = ds::test::run({python(), "-c", "import torch, torch.distributed; print(torch.__version__)"});
-  if (probe.exit_code != 0) {
-    std::printf("skipped: %s cannot import torch (set DS_TEST_PYTHON to an interpreter that can)\n", python().c_str());
+  std::string version;
+  if (const auto why = ds::test::why_no_torch("import torch, torch.distributed; print(torch.__version__)", &version)) {
+    std::printf("SKIPPED: %s\n", why->c_str());
     return k_skip;
   }
-  std::printf("torch %s from %s\n", probe.out.substr(0, probe.out.find('\n')).c_str(), python().c_str());
+  std::printf("torch %s from %s\n", version.substr(0, version.find('\n')).c_str(), python().c_str());
   const std::string dir = ds::test::source_dir() + "/tests/store/";
   run_workers(dir + "torch_agent_store.py");
   diff_wire(dir + "torch_wire_diff.py");

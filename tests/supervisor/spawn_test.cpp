@@ -14,6 +14,7 @@
 
 #include "base/error.hpp"
 #include "supervisor/fixtures.hpp"
+#include "support/skip.hpp"
 
 using namespace ds::test;
 using namespace ds::test::supervisor;
@@ -150,6 +151,7 @@ TEST_CASE("when starting a later rank fails, the ranks already started are stopp
 }
 
 TEST_CASE("the debug rank runs its program once a debugger attaches, and the debugger follows it") {
+  if (const auto why = ds::test::why_gdb_cannot_attach()) DS_SKIP(*why);
   TempDir dir;
   auto script = write_script(dir, "w.sh", "echo ran > " + dir.file("ran") + "\n");
   auto options = fast_options();

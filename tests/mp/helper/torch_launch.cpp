@@ -1,6 +1,6 @@
 // Unmodified PyTorch workers launched by the real dslaunch. Not a Catch2 suite: a small program
-// registered with CTest (tests/CMakeLists.txt) that exits 77 — reported as Skipped — when the
-// interpreter cannot run the test here.
+// registered with CTest (tests/CMakeLists.txt) that exits 77 — reported as Skipped, with the reason —
+// when the interpreter cannot run the test here, or DS_NO_TORCH=1.
 //
 //   dslaunch --num_gpus=2 --master_port=0 --no_local_rank tests/store/torch_agent_store.py --backend B
 //
@@ -18,6 +18,7 @@
 #include <string>
 
 #include "support/process.hpp"
+#include "support/python.hpp"
 
 namespace {
 
@@ -31,7 +32,7 @@ std::string env_or(const char* name, const std::string& fallback) {
 }  // namespace
 
 int main() {
-  const std::string python = env_or("DS_TEST_PYTHON", "python3");
+  const std::string python = ds::test::test_python();
   const std::string backend = env_or("DS_TEST_TORCH_BACKEND", "gloo");
   if (backend != "gloo" && backend != "nccl") {
     std::printf("FAILED: DS_TEST_TORCH_BACKEND=%s: give gloo or nccl\n", backend.c_str());
@@ -41,15 +42,12 @@ int main() {
                                      ? "import torch, torch.distributed as d; assert d.is_nccl_available(); "
                                        "assert torch.cuda.device_count() >= 2, 'fewer than 2 GPUs'; print(torch.__version__)"
                                      : "import torch, torch.distributed as d; assert d.is_gloo_available(); print(torch.__version__)";
-  ds::test::RunOptions probe_options;
-  probe_options.timeout = std::chrono::seconds(120);
-  const auto probe = ds::test::run({python, "-c", probe_code}, probe_options);
-  if (probe.exit_code != 0) {
-    std::printf("skipped: %s cannot run torch.distributed with %s here (set DS_TEST_PYTHON to an interpreter that can)\n%s",
-                python.c_str(), backend.c_str(), probe.err.c_str());
+  std::string version;
+  if (const auto why = ds::test::why_no_torch(probe_code, &version)) {
+    std::printf("SKIPPED: torch.distributed with %s: %s\n", backend.c_str(), why->c_str());
     return k_skip;
   }
-  std::printf("torch %s from %s, backend %s\n", probe.out.substr(0, probe.out.find('\n')).c_str(), python.c_str(),
+  std::printf("torch %s from %s, backend %s\n", version.substr(0, version.find('\n')).c_str(), python.c_str(),
               backend.c_str());
 
   ds::test::RunOptions options;
