@@ -78,7 +78,7 @@ void RequestParser::length_arrived() {
                             std::to_string(max_bytes) + " bytes");
   if (m_request_bytes + size > m_max_request_bytes)
     throw CapExceeded(StoreCap::request_bytes, "request of more than " + std::to_string(m_max_request_bytes) +
-                                                   " bytes is over the limit (max_request_bytes)");
+                                                   " bytes is over the limit");
   auto& list = m_field == Field::key ? m_request.keys : m_request.values;
   m_target = &list.emplace_back();
   m_in_payload = true;

@@ -138,7 +138,7 @@ TEST_CASE("the parser refuses a length over its limit as soon as the length arri
       FAIL("no refusal");
     } catch (const CapExceeded& refusal) {
       CHECK(refusal.cap() == StoreCap::request_bytes);
-      CHECK(std::string(refusal.what()) == "request of more than 4096 bytes is over the limit (max_request_bytes)");
+      CHECK(std::string(refusal.what()) == "request of more than 4096 bytes is over the limit");
     }
   }
 }
