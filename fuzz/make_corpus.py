@@ -265,6 +265,28 @@ def store_server():
     stream("big_replies", validate | pieces_64, q("SET", s("big"), s(b"x" * 2000)) + q("GET", s("big")) * 50)
     stream("unknown_command_after_replies", validate | pieces_7, q("PING", u32(1)) + b"\x42" + q("PING", u32(2)))
     stream("partial_request_at_eof", validate | whole, q("SET", s("k"), u64(1000)) + b"short")
+    # Under tight caps (bit 6): 4 KiB replies, 8 KiB stored, 2 connections, 16 KiB requests.
+    tight = 0x40
+    stream("caps_giant_multi_get", validate | tight | whole,
+           q("SET", s("big"), s(b"x" * 3000)) + q("MULTI_GET", u64(1000), *([s("big")] * 1000)))
+    stream("caps_list_keys_over_reply", validate | tight | pieces_64,
+           b"".join(q("SET", s(b"k%03d" % i + b"x" * 60), s("1")) for i in range(80)) + q("LIST_KEYS"))
+    stream("caps_get_grown_by_append", validate | tight | pieces_7,
+           q("APPEND", s("a"), s(b"y" * 3000)) + q("APPEND", s("a"), s(b"y" * 3000)) + q("GET", s("a")))
+    stream("caps_stored_bytes_full", validate | tight | whole,
+           q("SET", s("a"), s(b"1" * 5000)) + q("SET", s("b"), s(b"2" * 5000)) + q("GET", s("a")))
+    stream("caps_store_filled_to_the_brim", validate | tight | whole, q("SET", s("a"), s(b"1" * 8000)))
+    stream("caps_multi_set_over_stored", validate | tight | pieces_64,
+           q("MULTI_SET", u64(2), s("m1"), s(b"1" * 5000), s("m2"), s(b"2" * 5000)) + q("GETNUMKEYS"))
+    stream("caps_queue_over_stored", validate | tight | whole,
+           q("QUEUE_PUSH", s("q"), s(b"1" * 5000)) + q("QUEUE_PUSH", s("q"), s(b"2" * 5000)))
+    stream("caps_request_over_limit", validate | tight | pieces_64, q("SET", s("k"), u64(20000)) + b"z" * 100)
+    stream("caps_partial_request_at_eof", validate | tight | pieces_1, q("MULTI_GET", u64(3), s("a")) + b"\x05")
+    stream("caps_protected_dsworker_unauthenticated", validate | whole,
+           q("GET", s("dsworker/run/attempt_0/dp/gloo/1")))
+    stream("caps_protected_dsworker_list", auth | tight | whole,
+           q("SET", s("dsworker/run/attempt_0/start/count"), s("2")) + q("LIST_KEYS") + q("GETNUMKEYS"))
+    stream("caps_unread_replies", validate | tight | whole, q("SET", s("v"), s(b"v" * 3000)) + q("GET", s("v")) * 40)
 
 
 def main():

@@ -7,6 +7,8 @@
 //   bit 2    the server has no token (otherwise it has one)
 //   bit 3    the server has require_auth (only with a token)
 //   bits 4-5 piece size: the bytes go out in pieces of 1..1, 1..7, 1..64 bytes, or all at once
+//   bit 6    tight caps (store_limits.hpp): replies of 4 KiB, 8 KiB stored, 2 connections,
+//            requests of 16 KiB, a 2 s request timeout; otherwise the defaults
 // Each input gets a fresh server, so a failure reproduces from its input alone.
 //
 // The harness sends the pieces (reading and discarding replies meanwhile, as a slow client would),
@@ -15,6 +17,9 @@
 //   - a fresh StoreClient (with the token, when there is one) connects and gets correct answers
 //     to ADD, SET/GET, CHECK, WAIT, COMPARE_SET and DELETE, and to a protected key
 //   - the server then has exactly that one connection and no waiting one
+//   - under tight caps: the table never holds more than max_stored_bytes; when the fuzz input left
+//     too little room for the check's writes, a write is refused (that client closed) and a fresh
+//     client is still served
 // Allowed: nothing. The server must not crash, abort, or report through a sanitizer, and no
 // exception may reach the harness (the server's own exceptions stay inside it).
 #include <fcntl.h>
@@ -32,6 +37,7 @@
 #include <vector>
 
 #include "fuzz/fuzz_target.hpp"
+#include "base/error.hpp"
 #include "base/log.hpp"
 #include "store/store_auth.hpp"
 #include "store/store_client.hpp"
@@ -154,6 +160,7 @@ struct Mode {
   bool server_token = true;
   bool require_auth = false;
   size_t max_piece = 0;  // 0: everything at once
+  bool tight_caps = false;
 
   explicit Mode(uint8_t bits) {
     authenticate = bits & 0x02;
@@ -162,6 +169,7 @@ struct Mode {
     require_auth = server_token && (bits & 0x08);
     static constexpr size_t k_pieces[] = {1, 7, 64, 0};
     max_piece = k_pieces[(bits >> 4) & 0x03];
+    tight_caps = bits & 0x40;
   }
 };
 
@@ -193,13 +201,44 @@ void send_in_pieces(RawConnection& c, std::string_view bytes, size_t max_piece, 
   }
 }
 
+constexpr store::StoreLimits k_tight_caps{.max_reply_bytes = 4096,
+                                          .max_stored_bytes = 8192,
+                                          .max_connections = 2,
+                                          .max_request_bytes = 16384,
+                                          .request_timeout = std::chrono::seconds(2)};
+// What the well-behaved client stores at most (keys and values of the checks below).
+constexpr size_t k_check_bytes = 256;
+
 // A client that follows the protocol must get correct answers after whatever came before.
 void check_serves_well_behaved_client(store::StoreServer& server, const Mode& mode) {
+  if (mode.tight_caps) {
+    DS_FUZZ_REQUIRE(server.stored_bytes() <= k_tight_caps.max_stored_bytes,
+                    "the table holds " + std::to_string(server.stored_bytes()) + " bytes, over max_stored_bytes");
+  }
   store::StoreClientOptions options;
   options.port = server.port();
   options.token = mode.server_token ? k_token : "";
   options.timeout = k_patience;
   options.connect_timeout = k_patience;
+  if (mode.tight_caps && server.stored_bytes() + k_check_bytes > k_tight_caps.max_stored_bytes) {
+    // No room for the checks' writes: a write must be refused, and the store must still serve.
+    {
+      store::StoreClient full(options);
+      bool refused = false;
+      try {
+        full.set("fuzz-check/too-much", std::string(k_check_bytes, 'x'));
+        full.num_keys();  // the reply that shows whether the SET was taken
+      } catch (const StoreError&) {
+        refused = true;
+      }
+      DS_FUZZ_REQUIRE(refused, "a SET past max_stored_bytes was not refused");
+    }
+    store::StoreClient client(options);
+    DS_FUZZ_REQUIRE(!client.check({"fuzz-check/too-much"}), "a refused SET was stored");
+    DS_FUZZ_REQUIRE(server.num_connections() == 1, "the server counts " + std::to_string(server.num_connections()) +
+                                                       " connections, not 1, after a refusal");
+    return;
+  }
   store::StoreClient client(options);
 
   const std::string counter = "fuzz-check/counter", key = "fuzz-check/key";
@@ -245,6 +284,7 @@ void store_server_one_input(std::string_view input) {
   options.token = mode.server_token ? k_token : "";
   options.require_auth = mode.require_auth;
   options.backlog = 64;
+  if (mode.tight_caps) options.limits = k_tight_caps;
   store::StoreServer server(options);
   {
     RawConnection fuzz(server.port());

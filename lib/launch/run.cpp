@@ -13,6 +13,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "store/store_auth.hpp"
+#include "store/store_limits.hpp"
 #include "store/store_server.hpp"
 
 namespace ds::launch {
@@ -36,6 +37,23 @@ std::optional<std::string> read_config(const LaunchPlan& plan) {
   return read_file(*plan.config_path);
 }
 
+// Whether every worker is dsworker (our own program, whose every store client proves the token):
+// then the store can refuse all unauthenticated clients. Anything else may be torch, whose
+// clients cannot authenticate (docs/store.md "Who must authenticate").
+bool workers_are_dsworker(const LaunchPlan& plan) {
+  const auto& prefix = plan.program.prefix;
+  return prefix.size() == 1 && std::filesystem::path(prefix[0]).filename() == "dsworker";
+}
+
+bool store_requires_auth(const LaunchPlan& plan, store::StoreAuthPolicy policy) {
+  switch (policy) {
+    case store::StoreAuthPolicy::required: return true;
+    case store::StoreAuthPolicy::protected_keys_only: return false;
+    case store::StoreAuthPolicy::auto_detect: break;
+  }
+  return workers_are_dsworker(plan);
+}
+
 }  // namespace
 
 int run_plan(const LaunchPlan& plan, const LaunchOptions& options) {
@@ -43,10 +61,14 @@ int run_plan(const LaunchPlan& plan, const LaunchOptions& options) {
   const std::optional<std::string> config = read_config(plan);
   const std::string run_id = plan.run_id.value_or(make_run_id());
   const std::string token = store::generate_token();
+  const store::StoreSettings settings = store::store_settings_from_env(plan.base_env);
+  const bool require_auth = store_requires_auth(plan, settings.auth);
 
   store::StoreServer store({.bind_host = plan.master_addr,
                               .port = static_cast<uint16_t>(plan.master_port),
-                              .token = token});
+                              .token = token,
+                              .require_auth = require_auth,
+                              .limits = settings.limits});
   // What native workers read (protected by the job token; torch workers cannot see these keys).
   store.set("dslaunch/run_id", run_id);
   store.set("dslaunch/world_size", std::to_string(plan.world_size));
@@ -57,7 +79,8 @@ int run_plan(const LaunchPlan& plan, const LaunchOptions& options) {
     store.set("dslaunch/config", *config);
     store.set("dslaunch/config_path", *plan.config_path);
   }
-  log::debug("store listening on ", plan.master_addr, ":", store.port(), ", run id ", run_id);
+  log::debug("store listening on ", plan.master_addr, ":", store.port(), ", run id ", run_id,
+             require_auth ? ", job token required of every client" : ", job token required for protected keys");
 
   const StoreInfo info{.addr = plan.master_addr, .port = store.port(), .token = token, .run_id = run_id};
   SuperviseOptions supervise = plan.supervise;

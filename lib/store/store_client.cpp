@@ -155,11 +155,12 @@ auto StoreClient::run(const char* op, const std::vector<std::string>& keys, Fn&&
         break;
       case TcpFailure::Kind::closed: {
         message = "lost the connection to the store at " + endpoint() + " during " + describe_op(op, keys) + ": " +
-                  failure.what() + ". The store server exited (did the launcher stop?) or closed this connection";
+                  failure.what() + ". The store server exited (did the launcher stop?) or closed this connection (it does so for a "
+                  "request past one of its caps, which the launcher's log names)";
         const bool protected_key = std::any_of(keys.begin(), keys.end(), [](const auto& k) { return is_protected_key(k); });
         if (protected_key && !m_authenticated)
-          message += "; a store with a job token closes connections that use '" + std::string(k_protected_key_prefix) +
-                     "' keys without proving the token: pass the job token";
+          message += "; a store with a job token closes connections that use protected keys (" + protected_prefixes_text() +
+                     ") without proving the token: pass the job token";
         else if (!m_authenticated)
           message += "; if the store requires the job token (require_auth), pass it";
         break;

@@ -43,6 +43,8 @@
 #include <string_view>
 #include <vector>
 
+#include "store/store_namespaces.hpp"  // is_protected_key: which keys need the token
+
 namespace ds::store {
 
 // Torch 2.11's c10d::detail::QueryType, in its order; the values are the wire bytes.
@@ -90,10 +92,6 @@ inline constexpr std::size_t k_auth_proof_bytes = 32;
 // Mixed into the HMAC so that a proof made for this handshake is useless anywhere else.
 inline constexpr std::string_view k_auth_context = "dslaunch-store-auth-v1";
 
-// Keys under this prefix (our control plane: config, plan, failure reports) are readable and
-// writable only by authenticated connections.
-inline constexpr std::string_view k_protected_key_prefix = "dslaunch/";
-inline bool is_protected_key(std::string_view key) { return key.substr(0, k_protected_key_prefix.size()) == k_protected_key_prefix; }
 
 // "SET", "GETNUMKEYS", "AUTH_CHALLENGE", or "0x42" for a byte that is no command.
 std::string query_type_name(uint8_t byte);

@@ -27,12 +27,18 @@
 //
 // Our additions (research/launcher-anchors.md §4-5):
 //   - Binds only bind_host (default loopback), never every interface unless asked ("0.0.0.0"/"::").
-//   - With a token, keys under "dslaunch/" (k_protected_key_prefix) are usable only by connections
-//     that proved the token; an unauthenticated connection touching one is closed. LIST_KEYS and
-//     GETNUMKEYS on an unauthenticated connection do not see them. All other keys behave exactly
-//     as in torch's store (torch clients cannot authenticate).
-//   - require_auth: every command but VALIDATE, PING and the handshake needs the token.
-//   - A request over 256 MiB (k_max_request_bytes) closes the connection.
+//   - With a token, keys in the protected namespaces (store_namespaces.hpp: "dslaunch/",
+//     "dsworker/") are usable only by connections that proved the token; an unauthenticated
+//     connection naming one in any command is closed. LIST_KEYS and GETNUMKEYS on an
+//     unauthenticated connection do not see them. All other keys behave exactly as in torch's store
+//     (torch clients cannot authenticate).
+//   - require_auth: every command but VALIDATE, PING and the handshake needs the token, and a
+//     connection that has not proved it within request_timeout is dropped.
+//   - Caps (store_limits.hpp): reply bytes (sized before the reply is built), stored bytes,
+//     connections, request bytes, and a deadline on partial requests, handshakes and unread
+//     replies. Passing one closes that client's connection with one log line naming its address
+//     and the cap; every other client goes on.
+//   - Requests are parsed incrementally (request_parser.hpp): each received byte is examined once.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +46,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "store/store_limits.hpp"
 
 namespace ds::store {
 
@@ -56,6 +64,8 @@ struct StoreServerOptions {
   bool require_auth = false;
   // Listen backlog; the kernel caps it at net.core.somaxconn.
   int backlog = 16384;
+  // Caps against hostile or buggy clients (defaults in store_limits.hpp, docs/store.md).
+  StoreLimits limits{};
 };
 
 class StoreServer {
@@ -83,6 +93,8 @@ class StoreServer {
   std::vector<std::string> list_keys() const;
   std::size_t num_connections() const;    // open client connections right now
   std::size_t num_waiting() const;        // connections blocked in a WAIT right now (hang diagnosis)
+  std::size_t stored_bytes() const;       // what max_stored_bytes counts, right now
+  uint64_t refusals(StoreCap cap) const;  // clients refused at this cap so far
 
   // Closes the listener and every connection, then joins the io thread. Idempotent. Must not be
   // called from the io thread.

@@ -2,7 +2,9 @@
 
 #include <cctype>
 #include <limits>
+#include <string_view>
 
+#include "store/store_limits.hpp"
 #include "store/store_protocol.hpp"
 
 namespace ds::store {
@@ -37,9 +39,30 @@ int64_t parse_counter(const std::string& key, const std::string& text) {
 
 }  // namespace
 
-void StoreTable::put_locked(const std::string& key, std::string value) {
-  auto [it, inserted] = m_values.try_emplace(key);
-  if (inserted && is_protected_key(key)) ++m_protected_count;
+void StoreTable::reserve_locked(std::size_t removed, std::size_t added, Quota quota, const std::string& key) const {
+  const std::size_t after = m_stored_bytes - removed + added;  // removed <= m_stored_bytes
+  if (quota == Quota::exempt || added <= removed || after <= m_max_bytes) return;
+  throw CapExceeded(StoreCap::stored_bytes, "storing " + std::to_string(added) + " bytes at key '" + key.substr(0, 128) +
+                                                "' would make " + std::to_string(after) + " bytes stored, over max_stored_bytes " +
+                                                std::to_string(m_max_bytes));
+}
+
+void StoreTable::put_locked(const std::string& key, std::string value, Quota quota) {
+  auto it = m_values.find(key);
+  if (it == m_values.end()) {
+    const std::size_t bytes = key.size() + value.size();
+    reserve_locked(0, bytes, quota, key);
+    m_values.emplace(key, std::move(value));
+    m_stored_bytes += bytes;
+    m_key_bytes += key.size();
+    if (is_protected_key(key)) {
+      ++m_protected_count;
+      m_protected_key_bytes += key.size();
+    }
+    return;
+  }
+  reserve_locked(it->second.size(), value.size(), quota, key);
+  m_stored_bytes = m_stored_bytes - it->second.size() + value.size();
   it->second = std::move(value);
 }
 
@@ -49,9 +72,26 @@ bool StoreTable::present_locked(const std::string& key) const {
   return q != m_queues.end() && !q->second.empty();
 }
 
-void StoreTable::set(const std::string& key, std::string value) {
+void StoreTable::set(const std::string& key, std::string value, Quota quota) {
   std::lock_guard lock(m_mutex);
-  put_locked(key, std::move(value));
+  put_locked(key, std::move(value), quota);
+}
+
+void StoreTable::set_many(const std::vector<std::string>& keys, std::vector<std::string>& values, Quota quota) {
+  std::lock_guard lock(m_mutex);
+  if (quota == Quota::enforced) {
+    // The size after all the writes, a key named twice counted by its last value.
+    std::unordered_map<std::string_view, std::size_t> after;  // key -> its bytes after the writes
+    for (std::size_t i = 0; i < keys.size(); ++i) after[keys[i]] = keys[i].size() + values[i].size();
+    std::size_t removed = 0, added = 0;
+    for (const auto& [key, bytes] : after) {
+      added += bytes;
+      auto it = m_values.find(std::string(key));
+      if (it != m_values.end()) removed += key.size() + it->second.size();
+    }
+    reserve_locked(removed, added, quota, keys.empty() ? std::string() : keys.front());
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) put_locked(keys[i], std::move(values[i]), Quota::exempt);
 }
 
 std::optional<std::string> StoreTable::get(const std::string& key) const {
@@ -61,19 +101,19 @@ std::optional<std::string> StoreTable::get(const std::string& key) const {
   return it->second;
 }
 
-std::string StoreTable::compare_set(const std::string& key, const std::string& expected, std::string desired) {
+std::string StoreTable::compare_set(const std::string& key, const std::string& expected, std::string desired, Quota quota) {
   std::lock_guard lock(m_mutex);
   auto it = m_values.find(key);
   if (it == m_values.end()) {
     if (!expected.empty()) return expected;  // torch's quirk: nothing stored, `expected` replied
-    put_locked(key, desired);
+    put_locked(key, desired, quota);
     return desired;
   }
-  if (it->second == expected) it->second = std::move(desired);
-  return it->second;
+  if (it->second == expected) put_locked(key, std::move(desired), quota);
+  return m_values.at(key);
 }
 
-int64_t StoreTable::add(const std::string& key, int64_t delta) {
+int64_t StoreTable::add(const std::string& key, int64_t delta, Quota quota) {
   std::lock_guard lock(m_mutex);
   int64_t value = 0;
   auto it = m_values.find(key);
@@ -82,23 +122,33 @@ int64_t StoreTable::add(const std::string& key, int64_t delta) {
   if (__builtin_add_overflow(value, delta, &sum))
     throw ProtocolViolation("ADD of " + std::to_string(delta) + " to key '" + key + "' (" + std::to_string(value) +
                             ") overflows a 64-bit integer");
-  put_locked(key, std::to_string(sum));
+  put_locked(key, std::to_string(sum), quota);
   return sum;
 }
 
-void StoreTable::append(const std::string& key, const std::string& bytes) {
+void StoreTable::append(const std::string& key, const std::string& bytes, Quota quota) {
   std::lock_guard lock(m_mutex);
   auto it = m_values.find(key);
-  if (it == m_values.end())
-    put_locked(key, bytes);
-  else
-    it->second += bytes;
+  if (it == m_values.end()) {
+    put_locked(key, bytes, quota);
+    return;
+  }
+  reserve_locked(0, bytes.size(), quota, key);
+  it->second += bytes;
+  m_stored_bytes += bytes.size();
 }
 
 bool StoreTable::erase(const std::string& key) {
   std::lock_guard lock(m_mutex);
-  if (m_values.erase(key) == 0) return false;
-  if (is_protected_key(key)) --m_protected_count;
+  auto it = m_values.find(key);
+  if (it == m_values.end()) return false;
+  m_stored_bytes -= key.size() + it->second.size();
+  m_key_bytes -= key.size();
+  if (is_protected_key(key)) {
+    --m_protected_count;
+    m_protected_key_bytes -= key.size();
+  }
+  m_values.erase(it);
   return true;
 }
 
@@ -137,9 +187,12 @@ std::vector<std::string> StoreTable::keys(ProtectedKeys protected_keys) const {
   return out;
 }
 
-void StoreTable::queue_push(const std::string& queue, std::string value) {
+void StoreTable::queue_push(const std::string& queue, std::string value, Quota quota) {
   std::lock_guard lock(m_mutex);
+  const std::size_t bytes = queue.size() + value.size();
+  reserve_locked(0, bytes, quota, queue);
   m_queues[queue].push_back(std::move(value));
+  m_stored_bytes += bytes;
 }
 
 std::pair<int64_t, std::optional<std::string>> StoreTable::queue_pop(const std::string& queue) {
@@ -149,8 +202,38 @@ std::pair<int64_t, std::optional<std::string>> StoreTable::queue_pop(const std::
   const auto length = static_cast<int64_t>(it->second.size());
   std::string value = std::move(it->second.front());
   it->second.pop_front();
+  m_stored_bytes -= queue.size() + value.size();
   if (it->second.empty()) m_queues.erase(it);
   return {length, std::move(value)};
+}
+
+std::size_t StoreTable::multi_get_reply_bytes(const std::vector<std::string>& keys) const {
+  std::lock_guard lock(m_mutex);
+  std::size_t total = 0;
+  for (const auto& key : keys) {
+    auto it = m_values.find(key);
+    total += 8 + (it == m_values.end() ? 0 : it->second.size());  // cannot overflow: 128 Ki keys x stored bytes
+  }
+  return total;
+}
+
+std::size_t StoreTable::list_keys_reply_bytes(ProtectedKeys protected_keys) const {
+  std::lock_guard lock(m_mutex);
+  const bool all = protected_keys == ProtectedKeys::visible;
+  const std::size_t count = m_values.size() - (all ? 0 : static_cast<std::size_t>(m_protected_count));
+  const std::size_t key_bytes = m_key_bytes - (all ? 0 : m_protected_key_bytes);
+  return 8 + 8 * count + key_bytes;
+}
+
+std::size_t StoreTable::value_size(const std::string& key) const {
+  std::lock_guard lock(m_mutex);
+  auto it = m_values.find(key);
+  return it == m_values.end() ? 0 : it->second.size();
+}
+
+std::size_t StoreTable::stored_bytes() const {
+  std::lock_guard lock(m_mutex);
+  return m_stored_bytes;
 }
 
 int64_t StoreTable::queue_len(const std::string& queue) const {

@@ -1,4 +1,4 @@
-// The job-token handshake and the protected "dslaunch/" namespace (store_auth.hpp, store_server.hpp).
+// The job-token handshake and the protected namespaces ("dslaunch/", "dsworker/") (store_auth.hpp, store_server.hpp).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -63,33 +63,46 @@ TEST_CASE("a wrong token is rejected with a clear RendezvousError") {
   CHECK(plain.get("k") == "v");
 }
 
-TEST_CASE("an unauthenticated connection cannot read or write dslaunch/ keys but can use the others") {
+TEST_CASE("every protected namespace is in the table: dslaunch/ and dsworker/, not torch's keys") {
+  CHECK(is_protected_key("dslaunch/plan"));
+  CHECK(is_protected_key("dsworker/run-1/attempt_0/dp/gloo/1"));
+  CHECK(is_protected_key("dsworker/run-1/attempt_0/dp/failure"));
+  CHECK_FALSE(is_protected_key("/dslaunch/plan"));  // torch's client prefixes '/'
+  CHECK_FALSE(is_protected_key("default_pg/0//cpu//0/0"));
+  CHECK_FALSE(is_protected_key("init/"));
+  CHECK_FALSE(is_protected_key("dsworker"));
+  CHECK(protected_prefixes_text() == "'dslaunch/', 'dsworker/'");
+}
+
+TEST_CASE("an unauthenticated connection cannot read or write protected keys but can use the others") {
   const std::string token = generate_token();
   StoreServer server({.token = token});
-  server.set("dslaunch/plan", "secret plan");
+  // One key per namespace: the launcher's plan and a rank's Gloo address as dsworker names it.
+  const std::string ns = GENERATE(as<std::string>{}, "dslaunch/", "dsworker/dslaunch-1-2/attempt_0/dp/gloo/");
+  server.set(ns + "plan", "secret plan");
 
   SECTION("through the client: the connection is closed and the error explains why") {
     StoreClient torch_like = client_for(server, "");
     CHECK_FALSE(torch_like.authenticated());
     torch_like.set("/default_pg/0//cpu//0/0", "address");
     CHECK(torch_like.get("/default_pg/0//cpu//0/0") == "address");
-    CHECK_THROWS_WITH(torch_like.get("dslaunch/plan"),
-                      Catch::Contains("a store with a job token closes connections that use 'dslaunch/' keys without "
-                                      "proving the token: pass the job token"));
+    CHECK_THROWS_WITH(torch_like.get(ns + "plan"),
+                      Catch::Contains("a store with a job token closes connections that use protected keys "
+                                      "('dslaunch/', 'dsworker/') without proving the token: pass the job token"));
   }
   SECTION("on the wire: every kind of access to a protected key closes the connection") {
     const std::vector<std::string> requests = {
-        "\x01" + framed("dslaunch/plan") + framed("overwritten"),              // SET
-        "\x03" + framed("dslaunch/plan"),                                       // GET
-        "\x02" + framed("dslaunch/plan") + framed("") + framed("x"),            // COMPARE_SET
-        "\x04" + framed("dslaunch/n") + u64_le(1),                              // ADD
-        "\x05" + u64_le(1) + framed("dslaunch/plan"),                           // CHECK
-        "\x06" + u64_le(2) + framed("ok") + framed("dslaunch/plan"),            // WAIT
-        "\x08" + framed("dslaunch/plan"),                                       // DELETE_KEY
-        "\x09" + framed("dslaunch/plan") + framed("x"),                         // APPEND
-        "\x0a" + u64_le(1) + framed("dslaunch/plan"),                           // MULTI_GET
-        "\x0b" + u64_le(1) + framed("dslaunch/plan") + framed("x"),             // MULTI_SET
-        "\x0e" + framed("dslaunch/q") + framed("x"),                            // QUEUE_PUSH
+        "\x01" + framed(ns + "plan") + framed("overwritten"),              // SET
+        "\x03" + framed(ns + "plan"),                                       // GET
+        "\x02" + framed(ns + "plan") + framed("") + framed("x"),            // COMPARE_SET
+        "\x04" + framed(ns + "n") + u64_le(1),                              // ADD
+        "\x05" + u64_le(1) + framed(ns + "plan"),                           // CHECK
+        "\x06" + u64_le(2) + framed("ok") + framed(ns + "plan"),            // WAIT
+        "\x08" + framed(ns + "plan"),                                       // DELETE_KEY
+        "\x09" + framed(ns + "plan") + framed("x"),                         // APPEND
+        "\x0a" + u64_le(1) + framed(ns + "plan"),                           // MULTI_GET
+        "\x0b" + u64_le(1) + framed(ns + "plan") + framed("x"),             // MULTI_SET
+        "\x0e" + framed(ns + "q") + framed("x"),                            // QUEUE_PUSH
     };
     for (const auto& request : requests) {
       RawClient c(server.port());
@@ -97,8 +110,8 @@ TEST_CASE("an unauthenticated connection cannot read or write dslaunch/ keys but
       c.send(request);
       CHECK(c.closed_by_server());
     }
-    CHECK(server.try_get("dslaunch/plan") == "secret plan");
-    CHECK_FALSE(server.try_get("dslaunch/n"));
+    CHECK(server.try_get(ns + "plan") == "secret plan");
+    CHECK_FALSE(server.try_get(ns + "n"));
   }
   SECTION("listings and counts do not show protected keys to unauthenticated clients") {
     StoreClient torch_like = client_for(server, "");
@@ -109,7 +122,7 @@ TEST_CASE("an unauthenticated connection cannot read or write dslaunch/ keys but
     CHECK(native.num_keys() == 2);
     auto keys = native.list_keys();
     std::sort(keys.begin(), keys.end());
-    CHECK(keys == std::vector<std::string>{"dslaunch/plan", "visible"});
+    CHECK(keys == std::vector<std::string>{ns + "plan", "visible"});
   }
 }
 

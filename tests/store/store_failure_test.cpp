@@ -184,7 +184,8 @@ TEST_CASE("a server killed while a client waits in get gives a StoreError at onc
   CHECK_THROWS_MATCHES(client.get("never/set"), StoreError,
                        Catch::Message("lost the connection to the store at 127.0.0.1:" + std::to_string(server.port()) +
                                       " during get('never/set'): the peer closed the connection. The store server "
-                                      "exited (did the launcher stop?) or closed this connection; if the store "
+                                      "exited (did the launcher stop?) or closed this connection (it does so for a request past "
+                                      "one of its caps, which the launcher's log names); if the store "
                                       "requires the job token (require_auth), pass it"));
   killer.join();
   CHECK(std::chrono::steady_clock::now() - start < 60s);  // far below the 120 s timeout
