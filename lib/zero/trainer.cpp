@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -207,6 +208,17 @@ void run_training(const TrainOptions& o) {
     comm = comm::make_gloo_comm(*store, {.rank = w.rank, .size = w.world_size, .prefix = prefix + "/dp",
                                             .bind_host = "127.0.0.1"});  // one node for now (multi-node: this host's address)
   }
+
+  // What an interrupted save left behind is repaired before any rank reads or writes checkpoints:
+  // a crash between the two renames of a re-save leaves the tag `latest` names moved aside
+  // (Note [tag swap], checkpoint.cpp).
+  if (leader) {
+    std::error_code ec;
+    for (const std::string& dir : {o.save_dir, o.resume})
+      if (!dir.empty() && std::filesystem::is_directory(dir, ec))
+        for (const std::string& line : recover_save_dir(dir)) log::info(line);
+  }
+  comm->barrier();
 
   Engine engine(eo, layout, *comm, *device, o.seed);
 
