@@ -261,7 +261,7 @@ void run_training(const TrainOptions& o) {
     const bool replaced = save_checkpoint(engine, *comm, o.save_dir, default_tag(step), mc, trainer_state(step), cfg.resolved_json());
     if (leader)
       log::info("checkpoint ", default_tag(step), " saved to ", o.save_dir, replaced ? " (replacing an earlier one of that tag)" : "",
-                " in ", Seconds(Clock::now() - t0).count(), " s");
+                " in ", format_duration(Clock::now() - t0));
   };
 
   std::unique_ptr<MetricsWriter> metrics;
@@ -327,7 +327,7 @@ void run_training(const TrainOptions& o) {
   }
   if (leader) {
     const double elapsed = Seconds(Clock::now() - start_time).count();
-    log::info("done: ", o.steps - start_step, " steps in ", format_duration(elapsed), ", loss ", first_loss, " -> ", last_loss,
+    log::info("done: ", o.steps - start_step, " steps in ", format_duration(Seconds(elapsed)), ", loss ", first_loss, " -> ", last_loss,
               ", validation loss ", val_loss, ", ", engine.steps_skipped(), " skipped step(s), peak memory ",
               format_bytes(engine.memory().total_peak_sum()), " (engine) / ", format_bytes(process_peak_rss_bytes()), " (process)");
     if (metrics) metrics->write_summary({{"event", "done"}, {"steps", o.steps}, {"final_loss", last_loss}, {"val_loss", val_loss},
