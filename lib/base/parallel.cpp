@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,7 +36,15 @@ int default_threads() {
   return std::max(1, cores);
 }
 
-// A simple fork-join pool: the caller runs chunk 0, workers run the rest.
+thread_local bool t_inside = false;  // this thread runs a chunk of a region
+
+// Note [concurrent regions]: one pool of num_threads() - 1 workers serves every parallel region
+// of the process, also regions started at the same time from different threads (the training
+// thread and a CPU-Adam or comm thread). A region is cut into its chunks when it starts, from n
+// and the pool size alone, so who runs a chunk never changes what it computes. The caller runs
+// chunks of its own region (so a region always progresses, even when every worker is busy
+// elsewhere); idle workers take the next chunk from the active regions in turn, so two regions
+// running together share the workers about evenly instead of one of them running serially.
 class Pool {
  public:
   explicit Pool(int threads) { resize(threads); }
@@ -43,64 +52,78 @@ class Pool {
 
   int size() const { return m_size; }
 
+  // Only while no region runs (set_num_threads holds the resize lock exclusively).
   void resize(int threads) {
     stop();
     m_size = std::max(1, threads);
     m_stopping = false;
-    // New workers must not mistake an earlier region's generation for a new one (they would run
-    // a chunk of a finished region, whose function is gone): they start from the current one.
-    const uint64_t generation = m_generation;
-    for (int i = 1; i < m_size; ++i) m_workers.emplace_back([this, i, generation] { worker(i, generation); });
+    for (int i = 1; i < m_size; ++i) m_workers.emplace_back([this] { worker(); });
   }
 
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
     const int64_t max_chunks = grain > 0 ? (n + grain - 1) / grain : n;
     const int chunks = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(m_size, max_chunks)));
-    if (chunks == 1 || t_inside) {
+    if (chunks == 1) {
       fn(0, n);
       return;
     }
+    Region region{.fn = &fn, .n = n, .chunks = chunks};
     std::unique_lock lock(m_mutex);
-    m_fn = &fn;
-    m_n = n;
-    m_chunks = chunks;
-    m_pending = chunks - 1;
-    m_error = nullptr;
-    ++m_generation;
-    lock.unlock();
-    m_cv.notify_all();
-    run_chunk(0);
-    lock.lock();
-    m_done_cv.wait(lock, [&] { return m_pending == 0; });
-    m_fn = nullptr;
-    if (m_error) std::rethrow_exception(m_error);
+    m_active.push_back(&region);
+    m_work_cv.notify_all();
+    // The caller works on its own region until every chunk is claimed, then waits for the rest.
+    while (region.next < region.chunks) {
+      const int chunk = claim(region);
+      lock.unlock();
+      run_chunk(region, chunk);
+      lock.lock();
+      ++region.finished;
+    }
+    m_done_cv.wait(lock, [&] { return region.finished == region.chunks; });
+    if (region.error) std::rethrow_exception(region.error);
   }
 
  private:
-  void run_chunk(int chunk) {
-    const int64_t begin = m_n * chunk / m_chunks;
-    const int64_t end = m_n * (chunk + 1) / m_chunks;
+  struct Region {
+    const std::function<void(int64_t, int64_t)>* fn;
+    int64_t n;
+    int chunks;
+    int next = 0;      // the first unclaimed chunk (under m_mutex)
+    int finished = 0;  // chunks that returned (under m_mutex)
+    std::exception_ptr error;
+  };
+
+  // Claims region's next chunk; removes the region from m_active once all are claimed. Under m_mutex.
+  int claim(Region& region) {
+    const int chunk = region.next++;
+    if (region.next == region.chunks) m_active.erase(std::find(m_active.begin(), m_active.end(), &region));
+    return chunk;
+  }
+
+  void run_chunk(Region& region, int chunk) {
+    const int64_t begin = region.n * chunk / region.chunks;
+    const int64_t end = region.n * (chunk + 1) / region.chunks;
     t_inside = true;
     try {
-      if (begin < end) (*m_fn)(begin, end);
+      if (begin < end) (*region.fn)(begin, end);
     } catch (...) {
       std::lock_guard lock(m_mutex);
-      if (!m_error) m_error = std::current_exception();
+      if (!region.error) region.error = std::current_exception();
     }
     t_inside = false;
   }
 
-  void worker(int index, uint64_t seen) {
+  void worker() {
+    std::unique_lock lock(m_mutex);
     while (true) {
-      std::unique_lock lock(m_mutex);
-      m_cv.wait(lock, [&] { return m_stopping || m_generation != seen; });
+      m_work_cv.wait(lock, [&] { return m_stopping || !m_active.empty(); });
       if (m_stopping) return;
-      seen = m_generation;
-      if (index >= m_chunks) continue;
+      Region& region = *m_active[m_turn++ % m_active.size()];  // regions in turn: a fair split
+      const int chunk = claim(region);
       lock.unlock();
-      run_chunk(index);
+      run_chunk(region, chunk);
       lock.lock();
-      if (--m_pending == 0) m_done_cv.notify_one();
+      if (++region.finished == region.chunks) m_done_cv.notify_all();
     }
   }
 
@@ -109,28 +132,23 @@ class Pool {
       std::lock_guard lock(m_mutex);
       m_stopping = true;
     }
-    m_cv.notify_all();
+    m_work_cv.notify_all();
     for (auto& t : m_workers) t.join();
     m_workers.clear();
   }
 
-  static thread_local bool t_inside;
   int m_size = 1;
   std::vector<std::thread> m_workers;
   std::mutex m_mutex;
-  std::condition_variable m_cv, m_done_cv;
-  const std::function<void(int64_t, int64_t)>* m_fn = nullptr;
-  int64_t m_n = 0;
-  int m_chunks = 0;
-  int m_pending = 0;
-  uint64_t m_generation = 0;
+  std::condition_variable m_work_cv, m_done_cv;
+  std::vector<Region*> m_active;  // regions with unclaimed chunks, in start order
+  size_t m_turn = 0;
   bool m_stopping = false;
-  std::exception_ptr m_error;
 };
 
-thread_local bool Pool::t_inside = false;
 
-std::mutex g_pool_mutex;  // serialises parallel regions started from different threads
+// Regions hold it shared, set_num_threads exclusively: the pool never resizes under a region.
+std::shared_mutex g_resize_mutex;
 
 Pool& pool() {
   static Pool instance(default_threads());
@@ -142,21 +160,17 @@ Pool& pool() {
 int num_threads() { return pool().size(); }
 
 void set_num_threads(int threads) {
-  std::lock_guard lock(g_pool_mutex);
+  std::unique_lock lock(g_resize_mutex);
   pool().resize(threads);
 }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  if (n <= grain) {
+  if (n <= grain || t_inside) {  // a region nested in a chunk runs serially in that chunk
     fn(0, n);
     return;
   }
-  std::unique_lock lock(g_pool_mutex, std::try_to_lock);
-  if (!lock.owns_lock()) {  // another thread (e.g. the comm thread) holds the pool: run serially
-    fn(0, n);
-    return;
-  }
+  std::shared_lock lock(g_resize_mutex);
   pool().run(n, grain, fn);
 }
 

@@ -10,12 +10,14 @@
 namespace ds {
 
 int num_threads();                 // threads parallel_for uses (the caller included)
-void set_num_threads(int threads); // before first use, or between parallel regions
+void set_num_threads(int threads); // not from inside a parallel region (it would wait for itself)
 
 // Calls fn(begin, end) on disjoint sub-ranges covering [0, n), each at least `grain` long (but the
 // last), from up to num_threads() threads; returns when all calls returned. Exceptions thrown by
-// fn are rethrown here (the first one). Nested calls, and calls made while another thread runs a
-// parallel region, run serially in the calling thread.
+// fn are rethrown here (the first one). Nested calls (from inside fn) run serially in the calling
+// thread. Calls from several threads at once all run in parallel, sharing the pool's threads about
+// evenly (Note [concurrent regions], parallel.cpp); each caller's thread always works on its own
+// region. set_num_threads waits until no region runs.
 // The split is not part of the contract: code whose result depends on it (partial sums) must cut
 // its work into fixed blocks itself and parallelise over blocks, so results are bitwise the same
 // whatever the thread count.

@@ -15,6 +15,7 @@
 #include <gloo/transport/tcp/device.h>
 
 #include "base/check.hpp"
+#include "base/format.hpp"
 #include "comm/comm_gloo_ring.hpp"
 #include "comm/comm_gloo_store.hpp"
 #include "comm/comm_work.hpp"
@@ -64,13 +65,6 @@ std::string describe_op(const OpHeader& h) {
     case OpKind::barrier: return "barrier" + seq;
   }
   return "op kind " + std::to_string(h.kind) + seq;
-}
-
-std::string format_duration(std::chrono::milliseconds d) {
-  const auto ms = d.count();
-  if (ms % 60000 == 0) return std::to_string(ms / 60000) + " min";
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
-  return std::to_string(ms) + " ms";
 }
 
 // Note [SIGPIPE]. Gloo writes to its sockets with writev(), which raises SIGPIPE when the peer has

@@ -6,6 +6,7 @@
 
 #include "device/device.hpp"
 #include "base/error.hpp"
+#include "base/format.hpp"
 
 namespace ds::device {
 namespace {
@@ -23,12 +24,6 @@ class CpuEvent final : public Event {
   void synchronize() override {}
 };
 
-std::string human_bytes(size_t bytes) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024 * 1024));
-  return buf;
-}
-
 class CpuDevice final : public Device {
  public:
   DeviceKind kind() const override { return DeviceKind::cpu; }
@@ -41,8 +36,8 @@ class CpuDevice final : public Device {
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!p) {
       auto info = host_memory_info();
-      throw ResourceError("cannot allocate " + human_bytes(bytes) + " of " + memory_kind_name(kind) + " memory (" +
-                          human_bytes(info.free_bytes) + " available of " + human_bytes(info.total_bytes) +
+      throw ResourceError("cannot allocate " + format_bytes(static_cast<int64_t>(bytes)) + " of " + memory_kind_name(kind) + " memory (" +
+                          format_bytes(static_cast<int64_t>(info.free_bytes)) + " available of " + format_bytes(static_cast<int64_t>(info.total_bytes)) +
                           "); use a higher ZeRO stage, a smaller micro-batch, or fewer ranks per host");
     }
     count_alloc(bytes, kind);

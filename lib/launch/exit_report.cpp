@@ -169,19 +169,6 @@ std::string OomWatch::sigkill_cause(pid_t pid, SteadyTime started) const {
   return std::string(k_sigkill_hint);
 }
 
-std::string format_duration(std::chrono::duration<double> d) {
-  const double s = d.count();
-  char text[64];
-  if (s < 60) {
-    std::snprintf(text, sizeof text, "%.2f s", s);
-  } else if (s < 3600) {
-    std::snprintf(text, sizeof text, "%d min %d s", static_cast<int>(s / 60), static_cast<int>(std::fmod(s, 60)));
-  } else {
-    std::snprintf(text, sizeof text, "%d h %d min", static_cast<int>(s / 3600), static_cast<int>(std::fmod(s, 3600) / 60));
-  }
-  return text;
-}
-
 std::string format_failure_report(const FailureReport& r) {
   std::ostringstream out;
   const std::string title = " dslaunch: rank " + std::to_string(r.global_rank) + " failed ";

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/format.hpp"
 #include "launch/spawn.hpp"
 
 namespace ds::launch {
@@ -68,7 +69,5 @@ struct FailureReport {
 };
 // The block, one line per field, ending in a newline.
 std::string format_failure_report(const FailureReport& report);
-// "0.42 s", "3 min 12 s", "2 h 5 min"
-std::string format_duration(std::chrono::duration<double> d);
 
 }  // namespace ds::launch

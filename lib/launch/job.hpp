@@ -53,6 +53,7 @@ using WorkerFactory = std::function<std::vector<WorkerSpec>(int attempt)>;
 struct JobOutcome {
   int exit_code = 0;                 // 0, the first failing rank's code, 128+signal, or 128+our signal
   std::optional<int> failed_rank;    // first rank that failed (by time), if any
+  int stopped_by_signal = 0;         // the SIGINT/SIGTERM/SIGHUP that stopped the job (exit_code is 128+it), or 0
   std::string summary;               // the report already printed to stderr (for tests and logs)
 };
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <random>
 
+#include "launch/signals.hpp"
 #include "launch/supervisor.hpp"
 #include "launch/worker_env.hpp"
 #include "base/atomic_file.hpp"
@@ -89,6 +90,9 @@ int run_plan(const LaunchPlan& plan, const LaunchOptions& options) {
   const JobOutcome outcome =
       run_job([&](int attempt) { return make_workers(plan, info, attempt); }, plan.output, supervise);
   store.stop();
+  // Stopped by SIGINT/SIGTERM/SIGHUP: every rank is gone and the store is closed; end by the same
+  // signal so the caller (a shell loop, a scheduler) sees that dslaunch was interrupted.
+  if (outcome.stopped_by_signal != 0) die_by_signal(outcome.stopped_by_signal);
   return outcome.exit_code;
 }
 

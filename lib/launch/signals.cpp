@@ -1,11 +1,13 @@
 #include "launch/signals.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 
 #include "base/check.hpp"
@@ -124,6 +126,20 @@ std::vector<ReceivedSignal> SignalWatcher::drain() {
       out.push_back({records[i][0], static_cast<pid_t>(records[i][1])});
   }
   return out;
+}
+
+void die_by_signal(int signo) {
+  std::fflush(nullptr);
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(signo, &action, nullptr);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, signo);
+  ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  ::raise(signo);  // raise delivers to this thread before it returns when the signal is unblocked
+  ::_exit(128 + signo);
 }
 
 }  // namespace ds::launch

@@ -62,4 +62,11 @@ class SignalWatcher {
   ChildSignalReset m_child_reset;
 };
 
+// Ends the process by `signo` with its default action, after cleanup (ccache does the same): the
+// parent's waitpid sees WIFSIGNALED with signo (a shell shows 128+signo), so a loop such as
+// `while dslaunch ...; do ...; done` stops on Ctrl-C as it would for any program. Flushes stdio,
+// resets the disposition to SIG_DFL, unblocks the signal and raises it; exits 128+signo should
+// the signal not end the process (one whose default action is to continue).
+[[noreturn]] void die_by_signal(int signo);
+
 }  // namespace ds::launch

@@ -474,6 +474,7 @@ JobOutcome run_job(const WorkerFactory& factory, const OutputOptions& output, co
     }
     if (result.signo != 0) {
       outcome.exit_code = 128 + result.signo;
+      outcome.stopped_by_signal = result.signo;
       outcome.summary = "dslaunch: received " + signal_name(result.signo) + "; all ranks stopped; exiting with " +
                         std::to_string(outcome.exit_code) + "\n";
       console.write(ConsoleStream::err, outcome.summary);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "base/error.hpp"
+#include "base/format.hpp"
 
 namespace ds::store {
 namespace {
@@ -73,7 +74,7 @@ void MemoryStore::wait(const std::vector<std::string>& keys, std::chrono::millis
     std::vector<std::string> missing;
     for (const auto& k : keys)
       if (!m_data.count(k)) missing.push_back(k);
-    throw RendezvousTimeout("timed out after " + std::to_string(timeout.count()) + " ms waiting for store keys " +
+    throw RendezvousTimeout("timed out after " + format_duration(timeout) + " waiting for store keys " +
                             join_keys(missing));
   }
 }

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "base/duration_text.hpp"
+#include "base/format.hpp"
 #include "base/error.hpp"
 
 namespace ds::store {
@@ -46,7 +46,7 @@ void store_barrier(KeyValueStore& store, const std::string& name, int world_size
     std::vector<int> missing;
     for (int r = 0; r < world_size; ++r)
       if (!store.check({name + "/rank/" + std::to_string(r)})) missing.push_back(r);
-    throw RendezvousTimeout("rendezvous barrier '" + name + "' timed out after " + duration_text(timeout) + ": " +
+    throw RendezvousTimeout("rendezvous barrier '" + name + "' timed out after " + format_duration(timeout) + ": " +
                             std::to_string(count) + " of " + std::to_string(world_size) + " ranks joined; missing ranks: " +
                             (missing.empty() ? std::string("none (they joined just now)") : rank_ranges(missing)));
   }

@@ -6,7 +6,7 @@
 #include <random>
 #include <thread>
 
-#include "base/duration_text.hpp"
+#include "base/format.hpp"
 #include "base/error.hpp"
 #include "store/store_auth.hpp"
 #include "store/store_barrier.hpp"
@@ -70,7 +70,7 @@ void StoreClient::connect() {
     const auto now = Clock::now();
     if (now >= connect_deadline)
       throw RendezvousError("cannot reach the rendezvous store at " + endpoint() + " within " +
-                            duration_text(m_options.connect_timeout) + " (last error: " + last_error +
+                            format_duration(m_options.connect_timeout) + " (last error: " + last_error +
                             "). Check that the launcher (dslaunch) is running and its store listens there, that the "
                             "address and port (MASTER_ADDR/MASTER_PORT) are this job's, and that no firewall blocks the port");
     // Exponential backoff with jitter, so that thousands of ranks started together do not retry in step.
@@ -151,7 +151,7 @@ auto StoreClient::run(const char* op, const std::vector<std::string>& keys, Fn&&
     switch (failure.kind()) {
       case TcpFailure::Kind::timed_out:
         message = "no reply from the store at " + endpoint() + " to " + describe_op(op, keys) + " within " +
-                  duration_text(m_options.timeout) + ": the store server is hung or the network path to it is broken";
+                  format_duration(m_options.timeout) + ": the store server is hung or the network path to it is broken";
         break;
       case TcpFailure::Kind::closed: {
         message = "lost the connection to the store at " + endpoint() + " during " + describe_op(op, keys) + ": " +
@@ -214,7 +214,7 @@ std::string StoreClient::get(const std::string& key) {
   const auto timeout = m_options.timeout;
   return run("get", {key}, [&](SteadyTime deadline) {
     if (!wait_locked({key}, timeout))
-      throw RendezvousTimeout("timed out after " + duration_text(timeout) + " waiting for store key '" + key + "' at " +
+      throw RendezvousTimeout("timed out after " + format_duration(timeout) + " waiting for store key '" + key + "' at " +
                               endpoint() + " (get): no rank has set it. Check that the rank that publishes it is alive "
                               "and spells the key the same way");
     WireWriter request;
@@ -278,7 +278,7 @@ void StoreClient::wait(const std::vector<std::string>& keys, std::chrono::millis
       m_connection.send_all(request.data(), deadline);
       if (m_connection.recv_u8(deadline) != static_cast<uint8_t>(CheckResponse::ready)) missing.push_back(key);
     }
-    throw RendezvousTimeout("timed out after " + duration_text(timeout) + " waiting for store key" +
+    throw RendezvousTimeout("timed out after " + format_duration(timeout) + " waiting for store key" +
                             (keys.size() == 1 ? "" : "s") + " at " + endpoint() + "; missing: " +
                             (missing.empty() ? std::string("none (they arrived just now)") : quoted_keys(missing)) +
                             (keys.size() > 1 ? " (of " + std::to_string(keys.size()) + " waited for)" : std::string()));
@@ -323,7 +323,7 @@ std::vector<std::string> StoreClient::multi_get(const std::vector<std::string>& 
   const auto timeout = m_options.timeout;
   return run("multi_get", keys, [&](SteadyTime deadline) {
     if (!wait_locked(keys, timeout))
-      throw RendezvousTimeout("timed out after " + duration_text(timeout) + " waiting for store keys " +
+      throw RendezvousTimeout("timed out after " + format_duration(timeout) + " waiting for store keys " +
                               quoted_keys(keys) + " at " + endpoint() + " (multi_get)");
     WireWriter request;
     request.query(QueryType::multi_get);
@@ -393,7 +393,7 @@ std::optional<std::string> StoreClient::queue_pop(const std::string& queue, Queu
       if (wait == QueueWait::yes) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wait_deadline - Clock::now());
         if (left.count() <= 0 || !wait_locked({queue}, left))
-          throw RendezvousTimeout("timed out after " + duration_text(timeout) + " waiting for an element of store queue '" +
+          throw RendezvousTimeout("timed out after " + format_duration(timeout) + " waiting for an element of store queue '" +
                                   queue + "' at " + endpoint());
       }
       WireWriter request;

@@ -1,8 +1,16 @@
 #include "zero/checkpoint.hpp"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>  // renameat2
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -67,23 +75,176 @@ std::string shard_file_name(int rank) {
 
 std::string default_tag(int64_t step) { return "global_step" + std::to_string(step); }
 
+namespace {
+
+// Note [tag swap]: a tag is never modified in place. The new checkpoint is written into a staging
+// directory beside it (`.<tag>.saving`), complete with its manifest, and only then put in place:
+// renameat2(RENAME_EXCHANGE) swaps the two directories in one atomic step, so `<tag>` is at every
+// instant either the old complete checkpoint or the new complete one, and `latest` (which may name
+// that very tag, after a re-run into the same save_dir) never names something incomplete. Where the
+// file system cannot exchange, two renames do it: old -> `.<tag>.replaced`, staging -> `<tag>`; a
+// crash between them leaves `<tag>` missing, and recover_save_dir() renames the old one back. What
+// is left of an interrupted save (a staging or replaced directory) is removed by recover_save_dir()
+// at the start of the next job that uses the save_dir, with a log line naming it.
+std::string staging_name(const std::string& tag) { return "." + tag + ".saving"; }
+std::string replaced_name(const std::string& tag) { return "." + tag + ".replaced"; }
+
+// Makes renames and creations in `dir` durable (AtomicFile does the same after its rename).
+void sync_directory(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    log::warn("cannot open directory ", dir.string(), " to make a checkpoint rename durable: ", std::strerror(errno));
+    return;
+  }
+  // EINVAL: the file system does not support fsync of a directory (its renames are durable anyway).
+  if (::fsync(fd) != 0 && errno != EINVAL) log::warn("cannot fsync directory ", dir.string(), ": ", std::strerror(errno));
+  ::close(fd);
+}
+
+// Test hook (tests/mp/worker_checkpoint_crash_test.cpp; not for users): DS_TEST_CHECKPOINT_KILL_AT
+// names a point of the save at which rank 0 kills itself with SIGKILL, as a crash would.
+constexpr const char* k_kill_points[] = {"after_shards", "after_manifest", "after_rename_old", "after_swap"};
+
+const char* test_kill_point() {
+  const char* v = std::getenv("DS_TEST_CHECKPOINT_KILL_AT");
+  if (!v || !*v) return nullptr;
+  for (const char* p : k_kill_points)
+    if (std::strcmp(v, p) == 0) return p;
+  std::string valid;
+  for (const char* p : k_kill_points) valid += std::string(valid.empty() ? "" : ", ") + p;
+  throw UsageError(std::string("DS_TEST_CHECKPOINT_KILL_AT=") + v + " is not a point of a checkpoint save; use one of " + valid +
+                   " (a test hook: unset it for real runs)");
+}
+
+void maybe_die_at(const char* point, int rank) {
+  const char* chosen = test_kill_point();
+  if (rank != 0 || !chosen || std::strcmp(chosen, point) != 0) return;
+  log::warn("DS_TEST_CHECKPOINT_KILL_AT=", point, ": rank 0 kills itself with SIGKILL (a test hook)");
+  ::raise(SIGKILL);
+}
+
+// DS_TEST_CHECKPOINT_SWAP=rename (test-only) takes the two-rename path even where the file system
+// can exchange, so its crash window is tested too.
+bool exchange_allowed() {
+  const char* v = std::getenv("DS_TEST_CHECKPOINT_SWAP");
+  return !(v && std::strcmp(v, "rename") == 0);
+}
+
+void remove_tree(const fs::path& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (ec) log::warn("cannot remove ", dir.string(), " (left by a checkpoint save): ", ec.message(), "; remove it by hand");
+}
+
+// Puts the complete staging directory in place of `tag_dir` (Note [tag swap]). Rank 0 only.
+void swap_into_place(const fs::path& staging, const fs::path& tag_dir, const fs::path& replaced, bool exists, int rank) {
+  const fs::path save_dir = tag_dir.parent_path();
+  if (!exists) {
+    if (::rename(staging.c_str(), tag_dir.c_str()) != 0)
+      throw IoError("cannot rename " + staging.string() + " to " + tag_dir.string() + ": " + std::strerror(errno) +
+                    "; check the permissions of --save_dir");
+    sync_directory(save_dir);
+    return;
+  }
+  bool exchanged = false;
+  if (exchange_allowed()) {
+    if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, tag_dir.c_str(), RENAME_EXCHANGE) == 0)
+      exchanged = true;
+    else if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+      throw IoError("cannot exchange " + staging.string() + " with " + tag_dir.string() + ": " + std::strerror(errno) +
+                    "; check the permissions of --save_dir");
+  }
+  if (exchanged) {
+    sync_directory(save_dir);
+    maybe_die_at("after_swap", rank);
+    remove_tree(staging);  // now the old checkpoint
+    return;
+  }
+  if (::rename(tag_dir.c_str(), replaced.c_str()) != 0)
+    throw IoError("cannot rename " + tag_dir.string() + " to " + replaced.string() + ": " + std::strerror(errno) +
+                  "; check the permissions of --save_dir");
+  sync_directory(save_dir);
+  maybe_die_at("after_rename_old", rank);
+  if (::rename(staging.c_str(), tag_dir.c_str()) != 0) {
+    const int err = errno;
+    ::rename(replaced.c_str(), tag_dir.c_str());  // put the old one back
+    throw IoError("cannot rename " + staging.string() + " to " + tag_dir.string() + ": " + std::strerror(err) +
+                  "; check the permissions of --save_dir");
+  }
+  sync_directory(save_dir);
+  maybe_die_at("after_swap", rank);
+  remove_tree(replaced);
+}
+
+}  // namespace
+
+std::vector<std::string> recover_save_dir(const std::string& save_dir) {
+  std::vector<std::string> done;
+  std::error_code ec;
+  if (!fs::is_directory(save_dir, ec)) return done;
+  std::vector<fs::path> staging, replaced;
+  for (const auto& entry : fs::directory_iterator(save_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    auto ends_with = [&](const std::string& suffix) {
+      return name.size() > suffix.size() + 1 && name[0] == '.' && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (!entry.is_directory(ec)) continue;
+    if (ends_with(".replaced")) replaced.push_back(entry.path());
+    else if (ends_with(".saving")) staging.push_back(entry.path());
+  }
+  const fs::path dir(save_dir);
+  // First the old checkpoints moved aside: put back where the save stopped before its new tag was
+  // in place (`latest` may name that tag), remove where the new one is complete.
+  for (const fs::path& p : replaced) {
+    const std::string name = p.filename().string();
+    const std::string tag = name.substr(1, name.size() - 1 - std::string(".replaced").size());
+    const fs::path tag_dir = dir / tag;
+    if (!fs::exists(tag_dir) && complete(p)) {
+      if (::rename(p.c_str(), tag_dir.c_str()) != 0)
+        throw IoError("cannot rename " + p.string() + " back to " + tag_dir.string() + " (a checkpoint save was interrupted): " +
+                      std::strerror(errno) + "; rename it by hand");
+      sync_directory(dir);
+      done.push_back("restored checkpoint " + tag_dir.string() + " from " + p.string() +
+                     ", left by a save that was interrupted before its new tag was in place");
+    } else {
+      remove_tree(p);
+      done.push_back("removed " + p.string() + ", the checkpoint an interrupted save was replacing (" + tag_dir.string() +
+                     " is complete)");
+    }
+  }
+  for (const fs::path& p : staging) {
+    remove_tree(p);
+    done.push_back("removed " + p.string() + ", left by a checkpoint save that was interrupted");
+  }
+  return done;
+}
+
 bool save_checkpoint(Engine& engine, comm::Comm& comm, const std::string& save_dir, const std::string& tag,
                      const model::GptConfig& model, const nlohmann::json& trainer_state, const nlohmann::json& config) {
+  test_kill_point();  // a misspelt test hook fails here, before anything is written
   const fs::path tag_dir = fs::path(save_dir) / tag;
+  const fs::path staging = fs::path(save_dir) / staging_name(tag);
+  const fs::path replaced_dir = fs::path(save_dir) / replaced_name(tag);
   std::error_code ec;
-  // An earlier job's complete checkpoint of this tag: no longer complete before any shard changes.
-  bool replaced = false;
-  if (comm.rank() == 0 && complete(tag_dir)) {
-    replaced = true;
-    if (!fs::remove(tag_dir / k_manifest_name, ec) || ec)
-      throw IoError("cannot replace the checkpoint " + tag_dir.string() + ": removing its " + k_manifest_name + " failed: " +
-                    ec.message() + "; check the permissions of --save_dir, or choose another one");
+  bool replaced = false;  // an earlier complete checkpoint of this tag is being replaced
+  // The new checkpoint goes into a fresh staging directory; the tag itself is untouched until the
+  // new one is complete (Note [tag swap]).
+  if (comm.rank() == 0) {
+    for (const std::string& line : recover_save_dir(save_dir)) log::info(line);
+    replaced = complete(tag_dir);
+    fs::create_directories(save_dir, ec);
+    if (ec && !fs::is_directory(save_dir))
+      throw IoError("cannot create checkpoint directory " + save_dir + ": " + ec.message() +
+                    "; check --save_dir and its permissions and free space");
+    fs::remove_all(staging, ec);
+    if (ec)
+      throw IoError("cannot remove " + staging.string() + " (left by an interrupted save): " + ec.message() +
+                    "; check the permissions of --save_dir");
+    if (!fs::create_directory(staging, ec) || ec)
+      throw IoError("cannot create checkpoint directory " + staging.string() + ": " + ec.message() +
+                    "; check --save_dir and its permissions and free space");
   }
   comm.barrier();
-  fs::create_directories(tag_dir, ec);
-  if (ec && !fs::is_directory(tag_dir))
-    throw IoError("cannot create checkpoint directory " + tag_dir.string() + ": " + ec.message() +
-                  "; check --save_dir and its permissions and free space");
 
   // 1. Every rank writes its owned slices (atomically: a crash leaves no half-written shard).
   const auto& layout = engine.layout();
@@ -108,11 +269,14 @@ bool save_checkpoint(Engine& engine, comm::Comm& comm, const std::string& save_d
                  });
     }
   }
-  writer.write((tag_dir / shard_file_name(comm.rank())).string());
+  writer.write((staging / shard_file_name(comm.rank())).string());
   comm.barrier();
+  maybe_die_at("after_shards", comm.rank());
 
-  // 2. Rank 0 writes the manifest (the tag is complete from here on), then moves `latest`.
+  // 2. Rank 0 writes the manifest (the staging directory is complete from here on), puts it in
+  // place of the tag, then moves `latest`.
   if (comm.rank() == 0) {
+    const bool exists = fs::exists(tag_dir);
     nlohmann::json units = nlohmann::json::array();
     for (const auto& unit : layout.units) units.push_back({{"name", unit.name}, {"numel", unit.numel}});
     nlohmann::json params = nlohmann::json::array();
@@ -133,7 +297,9 @@ bool save_checkpoint(Engine& engine, comm::Comm& comm, const std::string& save_d
         {"trainer", trainer_state},
         {"ds_config", config},
     };
-    write_file_atomic((tag_dir / k_manifest_name).string(), manifest.dump(1));
+    write_file_atomic((staging / k_manifest_name).string(), manifest.dump(1));
+    maybe_die_at("after_manifest", 0);
+    swap_into_place(staging, tag_dir, replaced_dir, exists, 0);
     write_file_atomic((fs::path(save_dir) / "latest").string(), tag);
   }
   comm.barrier();

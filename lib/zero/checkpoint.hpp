@@ -41,15 +41,22 @@ std::string shard_file_name(int rank);     // "optim_rank_00003.safetensors"
 std::string default_tag(int64_t step);     // "global_step<step>" (DeepSpeed's default)
 
 // Saves a checkpoint under save_dir/tag. Collective: every rank calls it with the same arguments.
-// `trainer_state` and `config` go into the manifest (rank 0's copy is written). A complete
-// checkpoint already under save_dir/tag (an earlier job run into the same save_dir) is replaced,
-// as DeepSpeed does: its manifest is removed before any shard is rewritten, so a crash during the
-// rewrite leaves the tag incomplete (never loaded), not a mix of two jobs' shards that looks
-// complete. Returns true on rank 0 when it replaced such a checkpoint (for the log).
-// Throws IoError (naming the path) when anything cannot be written; the previous checkpoint and
-// `latest` stay intact.
+// `trainer_state` and `config` go into the manifest (rank 0's copy is written). The checkpoint is
+// written into a staging directory beside the tag and put in place only once complete (Note [tag
+// swap], checkpoint.cpp): a complete checkpoint already under save_dir/tag (an earlier job run into
+// the same save_dir, which `latest` may name) is replaced, as DeepSpeed does, but stays intact and
+// loadable until the new one is complete, whatever point a crash hits. Returns true on rank 0 when
+// it replaced such a checkpoint (for the log). Throws IoError (naming the path) when anything cannot
+// be written; the previous checkpoint and `latest` stay intact.
 bool save_checkpoint(Engine& engine, comm::Comm& comm, const std::string& save_dir, const std::string& tag,
                      const model::GptConfig& model, const nlohmann::json& trainer_state, const nlohmann::json& config);
+
+// Repairs what an interrupted save_checkpoint left in save_dir (Note [tag swap]): an old checkpoint
+// moved aside while its tag was missing is renamed back; staging directories and old checkpoints
+// whose tag is complete are removed. Returns one line per thing done, for the log (empty when
+// nothing was left). Call on one rank, before any rank reads or writes save_dir. Throws IoError
+// when an old checkpoint cannot be put back.
+std::vector<std::string> recover_save_dir(const std::string& save_dir);
 
 // The tag directory to resume from: `path` may be a save_dir (its `latest` is followed) or a tag
 // directory. Throws CheckpointError naming the path and what is missing (no latest, latest naming

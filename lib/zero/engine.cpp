@@ -8,6 +8,7 @@
 #include "model/init.hpp"
 #include "base/check.hpp"
 #include "base/error.hpp"
+#include "base/format.hpp"
 #include "base/log.hpp"
 #include "base/parallel.hpp"
 #include "zero/engine_internal.hpp"
@@ -17,12 +18,6 @@ namespace ds::zero {
 using device::MemoryKind;
 
 namespace {
-
-std::string gib(int64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f GiB", static_cast<double>(bytes) / (1024.0 * 1024 * 1024));
-  return buf;
-}
 
 void validate(const EngineOptions& o, const device::Device& device) {
   if (o.stage < 0 || o.stage > 3)
@@ -228,7 +223,7 @@ void Engine::allocate() {
     }
   } catch (const ResourceError& e) {
     throw ResourceError(std::string(e.what()) + " (while allocating ZeRO stage " + std::to_string(m_options.stage) +
-                        " buffers: " + gib(m_memory.total_current()) + " held so far on this rank)");
+                        " buffers: " + format_bytes(m_memory.total_current()) + " held so far on this rank)");
   }
   m_device.compute_stream().synchronize();
 

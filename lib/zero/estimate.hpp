@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/dtype.hpp"
+#include "base/format.hpp"
 #include "zero/engine_options.hpp"
 
 namespace ds::zero {
@@ -50,8 +51,6 @@ std::vector<MemoryEstimate> estimate_all(const EstimateInput& input);
 std::string format_estimate_table(const EstimateInput& input, const std::vector<MemoryEstimate>& rows,
                                   const std::string& batch_description);
 
-std::string format_gib(int64_t bytes);  // "12.34 GiB"
-std::string format_bytes(int64_t bytes);  // "812 KiB", "37.5 MiB", "12.34 GiB"
 std::string describe_choice(const MemoryEstimate& e);  // "ZeRO-3 + offload_optimizer=cpu + offload_param=cpu"
 
 }  // namespace ds::zero

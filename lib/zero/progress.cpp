@@ -31,15 +31,6 @@ constexpr double k_print_every_seconds = 2.0;
 
 }  // namespace
 
-std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600), static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
-  else std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
-  return buf;
-}
-
 std::string format_rate(double v) {
   char buf[32];
   if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
@@ -95,8 +86,8 @@ void ProgressPrinter::step(const StepRecord& r, bool last) {
   }
   line << " | " << format_rate(tokens_per_s) << " tok/s";
   line << " | mem " << format_bytes(r.memory.total_current()) << " (rss " << format_bytes(process_rss_bytes()) << ")";
-  line << " | " << format_duration(elapsed) << " elapsed";
-  if (!last) line << ", ETA " << format_duration(eta);
+  line << " | " << format_duration(std::chrono::duration<double>(elapsed)) << " elapsed";
+  if (!last) line << ", ETA " << format_duration(std::chrono::duration<double>(eta));
   if (m_options.breakdown) {
     std::snprintf(buf, sizeof buf, " | ms: fwd %.1f bwd %.1f reduce-wait %.1f optim %.1f gather %.1f total %.1f",
                   r.times.forward * 1e3, r.times.backward * 1e3, r.times.reduce_wait * 1e3, r.times.optimizer * 1e3,

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/format.hpp"
 #include "zero/engine.hpp"
 
 namespace ds::zero {
@@ -74,7 +75,6 @@ class MetricsWriter {
   std::FILE* m_file = nullptr;
 };
 
-std::string format_duration(double seconds);   // "0:42", "12:05", "3:02:11"
 std::string format_rate(double per_second);    // "812", "31.2k", "1.25M"
 int64_t process_rss_bytes();                   // VmRSS of this process
 int64_t process_peak_rss_bytes();              // VmHWM of this process

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -244,6 +245,17 @@ void run_training(const TrainOptions& o) {
     if (device->kind() == device::DeviceKind::cuda) comm = comm::make_device_staged_comm(std::move(comm), *device);
   }
 
+  // What an interrupted save left behind is repaired before any rank reads or writes checkpoints:
+  // a crash between the two renames of a re-save leaves the tag `latest` names moved aside
+  // (Note [tag swap], checkpoint.cpp).
+  if (leader) {
+    std::error_code ec;
+    for (const std::string& dir : {o.save_dir, o.resume})
+      if (!dir.empty() && std::filesystem::is_directory(dir, ec))
+        for (const std::string& line : recover_save_dir(dir)) log::info(line);
+  }
+  comm->barrier();
+
   Engine engine(eo, layout, *comm, *device, o.seed);
 
   auto data = open_data(o);
@@ -285,7 +297,7 @@ void run_training(const TrainOptions& o) {
     const bool replaced = save_checkpoint(engine, *comm, o.save_dir, default_tag(step), mc, trainer_state(step), cfg.resolved_json());
     if (leader)
       log::info("checkpoint ", default_tag(step), " saved to ", o.save_dir, replaced ? " (replacing an earlier one of that tag)" : "",
-                " in ", Seconds(Clock::now() - t0).count(), " s");
+                " in ", format_duration(Clock::now() - t0));
   };
 
   std::unique_ptr<MetricsWriter> metrics;
@@ -354,7 +366,7 @@ void run_training(const TrainOptions& o) {
   }
   if (leader) {
     const double elapsed = Seconds(Clock::now() - start_time).count();
-    log::info("done: ", o.steps - start_step, " steps in ", format_duration(elapsed), ", loss ", first_loss, " -> ", last_loss,
+    log::info("done: ", o.steps - start_step, " steps in ", format_duration(Seconds(elapsed)), ", loss ", first_loss, " -> ", last_loss,
               ", validation loss ", val_loss, ", ", engine.steps_skipped(), " skipped step(s), peak memory ",
               format_bytes(engine.memory().total_peak_sum()), " (engine) / ", format_bytes(process_peak_rss_bytes()), " (process)");
     if (metrics) metrics->write_summary({{"event", "done"}, {"steps", o.steps}, {"final_loss", last_loss}, {"val_loss", val_loss},

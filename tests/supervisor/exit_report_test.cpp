@@ -47,8 +47,4 @@ TEST_CASE("a kernel log record confirms an OOM kill only for the same pid, after
   CHECK(kmsg_reports_oom_kill("6,9,7000000,-;Memory cgroup out of memory: Killed process 4242 (python3)", 4242, 0));
 }
 
-TEST_CASE("durations read in seconds, minutes or hours") {
-  CHECK(format_duration(std::chrono::duration<double>(0.5)) == "0.50 s");
-  CHECK(format_duration(std::chrono::duration<double>(192)) == "3 min 12 s");
-  CHECK(format_duration(std::chrono::duration<double>(7500)) == "2 h 5 min");
-}
+// Durations in the report: ds::format_duration, tested in tests/base/format_test.cpp.
