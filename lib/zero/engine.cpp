@@ -34,8 +34,9 @@ void validate(const EngineOptions& o, const device::Device& device) {
   if (o.reduce_bucket_size < 1) throw ConfigError("zero_optimization.reduce_bucket_size must be positive");
   if (o.grad_accum_dtype && *o.grad_accum_dtype != DType::f32 && *o.grad_accum_dtype != o.compute_dtype)
     throw ConfigError(std::string("data_types.grad_accum_dtype: \"") + dtype_name(*o.grad_accum_dtype) + "\" with " +
-                      dtype_name(o.compute_dtype) + " training: gradients are summed in fp32 or in the training dtype; set it to \"fp32\" or \"" +
-                      dtype_name(o.compute_dtype) + "\", or remove it");
+                      dtype_name(o.compute_dtype) + " training: gradients are summed in fp32 or in the training dtype; set it to \"fp32\"" +
+                      (o.compute_dtype == DType::f32 ? std::string() : std::string(" or \"") + dtype_name(o.compute_dtype) + "\"") +
+                      ", or remove it");
   if (device.kind() == device::DeviceKind::cuda && o.offload_optimizer == OffloadDevice::none)
     throw ResourceError(
         "the GPU optimizer is not implemented yet: on GPUs set zero_optimization.offload_optimizer.device to \"cpu\" "
