@@ -43,9 +43,8 @@ DType dtype_of(Precision p) {
 }  // namespace
 
 DType DsConfig::grad_accum_dtype() const {
-  if (grad_accum_dtype_given) return *grad_accum_dtype_given;
-  if (precision.compute == Precision::bf16 && zero.stage == 0) return DType::f32;
-  return dtype_of(precision.compute);
+  if (zero.stage >= 2) return DType::f32;
+  return grad_accum_dtype_given.value_or(dtype_of(precision.compute));
 }
 
 DType DsConfig::communication_dtype() const {
@@ -150,6 +149,20 @@ void check_cross_keys(json& tree, std::string_view source, std::vector<std::stri
                                  "applies to stage 3 only (stage is " + std::to_string(stage) +
                                      "); ignored, parameters stay on the device (DeepSpeed ignores it silently)"));
     erase_path(tree, "zero_optimization.offload_param");
+  }
+  if (r.has("data_types.grad_accum_dtype")) {
+    // What the engine can honour (EngineOptions::grad_accum_dtype): fp32 or the training dtype.
+    const bool fp16 = r.boolean("fp16.enabled"), bf16 = r.boolean("bf16.enabled");
+    const std::string model = fp16 ? "fp16" : bf16 ? "bf16" : "fp32";
+    const std::string given = r.string("data_types.grad_accum_dtype");
+    if (given != "fp32" && given != model)
+      throw ConfigError(message(source, "data_types.grad_accum_dtype",
+                                "\"" + given + "\" with " + model + " training: gradients are summed in fp32 or in the training dtype; set it to \"fp32\"" +
+                                    (model == "fp32" ? std::string() : " or \"" + model + "\"") + ", or remove it"));
+    if (stage >= 2 && given != "fp32")
+      warnings.push_back(message(source, "data_types.grad_accum_dtype = \"" + given + "\"",
+                                 "ZeRO stage " + std::to_string(stage) + " sums gradients in fp32 whatever this says (every micro-step's reduced "
+                                 "gradient is added into the fp32 accumulator); it runs as \"fp32\""));
   }
   if (stage == 1 || stage == 2) {
     const int64_t ag = r.integer("zero_optimization.allgather_bucket_size");

@@ -262,9 +262,14 @@ struct DsConfig {
   CheckpointConfig checkpoint;
   std::vector<UnimplementedSetting> unimplemented;
 
-  // DeepSpeed's engine rules (research §1.2): the dtype of the gradient accumulation buffer (the
-  // model dtype with ZeRO; fp32 for bf16 without ZeRO) and of gradient reductions.
+  // The dtype micro-step gradients are summed in, as dsworker runs it: stages 0/1 the given
+  // data_types.grad_accum_dtype, else the model dtype (DeepSpeed's default, engine.get_data_types);
+  // stages 2/3 always fp32 (the engine reduces every micro-step into an fp32 accumulator). Unlike
+  // DeepSpeed 0.19, which refuses fp32 with bf16/fp16 at stage 0 and honours it at stage 1 only
+  // through its BF16_Optimizer (bf16, no offload), dsworker honours fp32 at stages 0 and 1 with
+  // every 16-bit dtype and offload. A dtype other than fp32 or the model dtype is refused at load.
   DType grad_accum_dtype() const;
+  // DeepSpeed's rule for gradient reductions: communication_data_type, else the model dtype.
   DType communication_dtype() const;
 
   // The config after "auto" resolution and alias renaming, with the inferred batch triple; what

@@ -136,7 +136,7 @@ const KeySpec k_table[] = {
 
     // ---- data types ----------------------------------------------------------------------------------
     K::object("data_types", "Data types of internal buffers."),
-    K::enumeration("data_types.grad_accum_dtype", "null", "fp32|fp16|bf16", "Gradient accumulation dtype; none means the model dtype with ZeRO, fp32 for bf16 without ZeRO.")
+    K::enumeration("data_types.grad_accum_dtype", "null", "fp32|fp16|bf16", "Dtype micro-step gradients are summed in: fp32 or the model dtype (none: the model dtype, as DeepSpeed). Stages 0/1 honour fp32 with bf16/fp16 through an extra fp32 gradient buffer (DeepSpeed refuses that at stage 0); stages 2/3 always sum in fp32.")
         .value_aliases("float32=fp32|float=fp32|torch.float32=fp32|float16=fp16|half=fp16|torch.float16=fp16|bfloat16=bf16|torch.bfloat16=bf16"),
 
     // ---- optimizer (research §1.3) -------------------------------------------------------------------
@@ -189,7 +189,7 @@ const KeySpec k_table[] = {
     K::integer("scheduler.params.lr_range_test_step_size", "2000", "Steps per increase interval.").at_least(1).variant("LRRangeTest"),
     K::number("scheduler.params.lr_range_test_step_rate", "1.0", "Increase per interval.").at_least(0).variant("LRRangeTest"),
     K::boolean("scheduler.params.lr_range_test_staircase", "false", "Increase in steps instead of continuously.").variant("LRRangeTest"),
-    K::integer("scheduler.params.last_batch_iteration", "-1", "Index of the last step taken (-1: a fresh start).").at_least(-1).variant(k_schedules),
+    K::integer("scheduler.params.last_batch_iteration", "-1", "Index of the last step taken (-1: a fresh start); dsworker starts schedules at -1 and resumes them from its checkpoints.").at_least(-1).variant(k_schedules).unimplemented(),
 
     // ---- zero_optimization (research §1.6) -----------------------------------------------------------
     K::object("zero_optimization", "ZeRO: partition optimizer states (stage 1), gradients (2) and parameters (3). `true`/`false` is the legacy form of stage 1/0."),
@@ -199,13 +199,13 @@ const KeySpec k_table[] = {
     K::integer("zero_optimization.reduce_bucket_size", "5e8", "Elements per gradient reduction bucket.").at_least(0).autos(A::hidden_squared),
     K::boolean("zero_optimization.use_multi_rank_bucket_allreduce", "true", "Stages 1-2: one all-reduce per bucket instead of a reduce per owner.").ignored(),
     K::boolean("zero_optimization.allgather_partitions", "true", "All-gather versus broadcasts after the step; read by nothing in DeepSpeed.").ignored(),
-    K::integer("zero_optimization.allgather_bucket_size", "5e8", "Stages 1-2: elements per parameter all-gather chunk (must be even).").at_least(0),
+    K::integer("zero_optimization.allgather_bucket_size", "5e8", "Stages 1-2: elements per all-gather of the updated parameters after the step (must be even); small units share a collective, large ones are split.").at_least(0),
     K::boolean("zero_optimization.overlap_comm", "null", "Overlap gradient reduction with backward; none means true for stage 3, false otherwise."),
     K::boolean("zero_optimization.load_from_fp32_weights", "true", "Restore fp32 master weights from the checkpoint rather than from 16-bit weights.").unimplemented(),
     K::boolean("zero_optimization.elastic_checkpoint", "false", "No longer supported by DeepSpeed; dsworker's checkpoints re-partition on any world size.").ignored(),
     K::object("zero_optimization.offload_optimizer", "Keep optimizer states in host memory and run the optimizer step on the CPU (stages 1-3).").nullable(),
     K::object("zero_optimization.offload_param", "Keep parameters in host memory (stage 3 only; ignored for other stages).").nullable(),
-    K::integer("zero_optimization.sub_group_size", "1e9", "Stage 3: elements per optimizer step tile.").at_least(0).unimplemented(),
+    K::integer("zero_optimization.sub_group_size", "1e9", "Stage 3: the optimizer steps in tiles of this many elements; with optimizer offload each tile's updated params are copied back as soon as it is done.").at_least(0),
     K::boolean("zero_optimization.cpu_offload", "null", "Deprecated: true is offload_optimizer with device cpu."),
     K::boolean("zero_optimization.cpu_offload_param", "null", "Deprecated: true is offload_param with device cpu."),
     K::boolean("zero_optimization.cpu_offload_use_pin_memory", "null", "Deprecated: true pins the offload buffers created by cpu_offload and cpu_offload_param."),
@@ -257,7 +257,7 @@ const KeySpec k_table[] = {
 
     // ---- checkpoint ------------------------------------------------------------------------------------
     K::object("checkpoint", "Checkpoint behaviour."),
-    K::enumeration("checkpoint.tag_validation", "\"Warn\"", "Ignore|Warn|Fail", "Check that every rank saves under the same tag.").any_case(),
+    K::enumeration("checkpoint.tag_validation", "\"Warn\"", "Ignore|Warn|Fail", "At every save the ranks compare their tag: Ignore skips the check, Warn logs a mismatch, Fail stops the save naming each rank's tag.").any_case(),
     K::boolean("checkpoint.load_universal", "false", "Load a DeepSpeed universal checkpoint; dsworker loads its own format, which re-partitions on any world size.").unimplemented(),
     K::boolean("checkpoint.use_node_local_storage", "false", "Each node saves to its own local storage.").unimplemented(),
     K::object("checkpoint.parallel_write", "Parallel checkpoint writing."),

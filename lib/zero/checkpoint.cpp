@@ -485,4 +485,43 @@ void export_hf(const std::string& tag_dir, const std::string& out_dir, DType dty
   write_file_atomic((fs::path(out_dir) / "config.json").string(), hf_config.dump(2) + "\n");
 }
 
+// ---- checkpoint.tag_validation ---------------------------------------------------------------
+
+std::optional<std::string> checkpoint_tag_mismatch(const std::vector<std::string>& tags, config::TagValidation mode) {
+  if (tags.empty() || std::all_of(tags.begin(), tags.end(), [&](const std::string& t) { return t == tags.front(); }))
+    return std::nullopt;
+  std::string list;
+  for (size_t r = 0; r < tags.size(); ++r) list += (r ? ", rank " : "rank ") + std::to_string(r) + " '" + tags[r] + "'";
+  return "the checkpoint tag is not the same on every rank (" + list + "); every rank must save under the same tag" +
+         (mode == config::TagValidation::fail ? " (checkpoint.tag_validation is \"Fail\": nothing was saved; \"Warn\" would save and log this)"
+                                               : " (checkpoint.tag_validation is \"Warn\"; \"Fail\" stops the save instead)");
+}
+
+std::optional<std::string> validate_checkpoint_tag(comm::Comm& comm, const std::string& tag, config::TagValidation mode) {
+  if (mode == config::TagValidation::ignore) return std::nullopt;
+  // Lengths, then the tags padded to the longest, travel as fp32 words: all_gather copies them bit
+  // for bit.
+  const int world = comm.size();
+  float length_word = 0.0f;
+  const uint32_t length = static_cast<uint32_t>(tag.size());
+  std::memcpy(&length_word, &length, 4);
+  std::vector<float> length_words(static_cast<size_t>(world));
+  comm::all_gather(comm, TensorRef{&length_word, DType::f32, 1}, TensorRef{length_words.data(), DType::f32, world});
+  std::vector<uint32_t> lengths(static_cast<size_t>(world));
+  std::memcpy(lengths.data(), length_words.data(), lengths.size() * 4);
+  const int64_t words = (static_cast<int64_t>(*std::max_element(lengths.begin(), lengths.end())) + 3) / 4;
+  std::vector<std::string> tags(static_cast<size_t>(world));
+  if (words > 0) {
+    std::vector<float> mine(static_cast<size_t>(words), 0.0f), all(static_cast<size_t>(words * world));
+    std::memcpy(mine.data(), tag.data(), tag.size());
+    comm::all_gather(comm, TensorRef{mine.data(), DType::f32, words}, TensorRef{all.data(), DType::f32, words * world});
+    for (int r = 0; r < world; ++r)
+      tags[static_cast<size_t>(r)].assign(reinterpret_cast<const char*>(all.data() + r * words), lengths[static_cast<size_t>(r)]);
+  }
+  auto mismatch = checkpoint_tag_mismatch(tags, mode);
+  if (mismatch && mode == config::TagValidation::fail) throw CheckpointError(*mismatch);
+  if (mismatch && comm.rank() == 0) log::warn(*mismatch);
+  return mismatch;
+}
+
 }  // namespace ds::zero

@@ -21,6 +21,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@
 #include "model/params.hpp"
 #include "comm/comm.hpp"
 #include "base/dtype.hpp"
+#include "config/config.hpp"
 #include "zero/engine.hpp"
 
 namespace ds::zero {
@@ -98,5 +100,16 @@ nlohmann::json load_checkpoint(Engine& engine, const std::string& tag_dir);
 // config.json (GPT2Config), so GPT2LMHeadModel.from_pretrained(out_dir) loads it. No engine needed.
 // `dtype` is the tensors' dtype in the file.
 void export_hf(const std::string& tag_dir, const std::string& out_dir, DType dtype);
+
+// checkpoint.tag_validation (DeepSpeed's _checkpoint_tag_validation): before a save the ranks
+// compare the tag each is about to save under, since ranks writing different tags leave two
+// incomplete checkpoints. Collective (two all-gathers: the tags' lengths, then the tags), except
+// for Ignore, which issues nothing (every rank reads the same config, so all skip alike).
+// Returns the mismatch message, or none when every rank has the same tag. Warn logs the message
+// on rank 0; Fail throws it as a CheckpointError on every rank (all ranks see the same tags, so
+// they agree and none is left waiting).
+std::optional<std::string> validate_checkpoint_tag(comm::Comm& comm, const std::string& tag, config::TagValidation mode);
+// The message for `tags` (tags[r]: rank r's tag) when they differ, or none when all are equal.
+std::optional<std::string> checkpoint_tag_mismatch(const std::vector<std::string>& tags, config::TagValidation mode);
 
 }  // namespace ds::zero

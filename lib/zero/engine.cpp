@@ -27,6 +27,11 @@ void validate(const EngineOptions& o, const device::Device& device) {
   if (o.grad_accum_steps < 1) throw ConfigError("gradient_accumulation_steps must be at least 1");
   if (o.optimizer.groups.empty()) throw ConfigError("the optimizer has no parameter group");
   if (o.reduce_bucket_size < 1) throw ConfigError("zero_optimization.reduce_bucket_size must be positive");
+  if (o.grad_accum_dtype && *o.grad_accum_dtype != DType::f32 && *o.grad_accum_dtype != o.compute_dtype)
+    throw ConfigError(std::string("data_types.grad_accum_dtype: \"") + dtype_name(*o.grad_accum_dtype) + "\" with " +
+                      dtype_name(o.compute_dtype) + " training: gradients are summed in fp32 or in the training dtype; set it to \"fp32\"" +
+                      (o.compute_dtype == DType::f32 ? std::string() : std::string(" or \"") + dtype_name(o.compute_dtype) + "\"") +
+                      ", or remove it");
 }
 
 }  // namespace
@@ -198,6 +203,11 @@ void Engine::allocate() {
       for (int u = 0; u < n_units; ++u)
         m_units[static_cast<size_t>(u)]->grad_ptr =
             m_grad_flat.as<std::byte>() + m_full_offset[static_cast<size_t>(u)] * static_cast<int64_t>(m_esize);
+      if (m_options.grad_accum_dtype == DType::f32 && m_options.compute_dtype != DType::f32) {
+        m_grad_sum32 = m_device.alloc(static_cast<size_t>(padded) * 4, MemoryKind::device);
+        m_device.fill_zero(m_grad_sum32.data(), m_grad_sum32.bytes(), stream);
+        track(m_memory.grads_full, static_cast<int64_t>(m_grad_sum32.bytes()));
+      }
     }
     if (m_options.stage >= 1) {
       const MemoryKind shard_kind = offload_param

@@ -72,7 +72,7 @@ struct MemoryReport {
   };
   Entry params_full;      // gathered / replicated params (compute dtype)
   Entry params_shard;     // this rank's param shard (stage 3; host memory with offload_param)
-  Entry grads_full;       // full gradient buffers (compute dtype)
+  Entry grads_full;       // full gradient buffers (compute dtype; plus the fp32 sum of grad_accum_dtype fp32)
   Entry grad_accum;       // fp32 gradient accumulator over the optimizer space
   Entry optimizer;        // fp32 master + Adam moments over the optimizer space
   Entry buckets;          // packed reduction buffers in flight
@@ -89,6 +89,11 @@ struct StepResult {
   double loss_scale = 1.0;    // scale used for this step's backward
   double next_loss_scale = 1.0;
   std::chrono::duration<double> reduce_wait{0}, optimizer{0}, gather{0};
+  // What the step issued, so tests and logs can see the bucket settings at work: stage 1/2
+  // all-gathers of the updated params (allgather_bucket_size), and optimizer tiles (stage 3:
+  // sub_group_size; 1 otherwise).
+  int64_t gather_collectives = 0;
+  int64_t optimizer_tiles = 0;
 };
 
 class Engine final : public model::ParamAccess {
@@ -176,6 +181,7 @@ class Engine final : public model::ParamAccess {
   double global_grad_norm();
   void optimizer_step(double combined_scale, const std::vector<GroupValues>& groups);
   void post_step_gather();
+  void gather_param_buckets();  // stage 1/2 (Note [allgather buckets] in engine_step.cpp)
 
   void track(MemoryReport::Entry& entry, int64_t delta) const;
   // The math for buffers of this memory kind (zero/engine_math.hpp): the GPU's for device memory
@@ -206,6 +212,7 @@ class Engine final : public model::ParamAccess {
   std::vector<std::unique_ptr<UnitState>> m_units;
   device::Buffer m_full_flat;              // stage 0-2: every unit's full params (compute dtype)
   device::Buffer m_grad_flat;              // stage 0/1: every unit's full gradient, kept across micro-steps
+  device::Buffer m_grad_sum32;             // stage 0/1 with grad_accum_dtype fp32 (16-bit training): the fp32 sum
   device::Buffer m_shard16;                // stage 1-3: this rank's params, compute dtype
   device::Buffer m_master, m_exp_avg, m_exp_avg_sq, m_grad_accum;   // fp32, optimizer space
   device::Buffer m_staging16;              // offload: host copy of updated 16-bit params
@@ -224,6 +231,8 @@ class Engine final : public model::ParamAccess {
   int m_micro_step = 0;                     // micro-steps since the last boundary
   int64_t m_steps_applied = 0, m_steps_skipped = 0;
   std::vector<int64_t> m_group_steps;       // Adam step count per group
+  int64_t m_gather_collectives = 0;         // stage 1/2 param all-gathers issued since construction
+  int64_t m_optimizer_tiles = 0;            // optimizer tiles stepped since construction
   mutable MemoryReport m_memory;
   std::unique_ptr<device::Stream> m_copy_stream;
   std::unique_ptr<EngineMath> m_host_math, m_gpu_math;

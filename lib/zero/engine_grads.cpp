@@ -33,8 +33,15 @@ TensorRef Engine::alloc_grad_full(int unit) {
 
 void Engine::grads_ready(int unit) {
   const bool last_micro_step = m_micro_step == m_options.grad_accum_steps - 1;
-  if (m_options.stage <= 1 && !last_micro_step) return;  // keep accumulating in the full buffers
   auto& us = *m_units[static_cast<size_t>(unit)];
+  if (m_grad_sum32) {
+    // grad_accum_dtype fp32 (stage 0/1, 16-bit training): this micro-step's gradient of the unit
+    // is complete; add it to the fp32 sum and start the next micro-step from zero.
+    const auto& up = m_partition.unit(unit);
+    math(m_grad_sum32.kind()).accumulate_f32(m_grad_sum32.as<float>() + m_full_offset[static_cast<size_t>(unit)], us.grad_ptr, m_options.compute_dtype, up.padded);
+    m_device.fill_zero(us.grad_ptr, static_cast<size_t>(up.padded) * m_esize, m_device.compute_stream());
+  }
+  if (m_options.stage <= 1 && !last_micro_step) return;  // keep accumulating in the full buffers
   if (!us.grad_ptr) {
     // No module wrote this unit's gradient this micro-step (cannot happen with GPT-2, but the
     // reduction must still be issued: every rank issues the same collectives).
@@ -67,14 +74,17 @@ void Engine::flush_bucket() {
   track(m_memory.buckets, static_cast<int64_t>(pending->packed.bytes()));
   const float inv_world = 1.0f / static_cast<float>(m_world);
   int64_t pos = 0;
+  // The gradient to reduce: the fp32 sum (grad_accum_dtype fp32 at stage 0/1), else the full buffer.
+  const DType grad_type = m_grad_sum32 ? DType::f32 : m_options.compute_dtype;
+  const int64_t grad_size = static_cast<int64_t>(dtype_size(grad_type));
   for (int r = 0; r < m_world; ++r)
     for (int u : pending->units) {
       const auto& up = m_partition.unit(u);
-      const auto* src = static_cast<const std::byte*>(m_units[static_cast<size_t>(u)]->grad_ptr) +
-                        static_cast<int64_t>(r) * up.slice * static_cast<int64_t>(m_esize);
-      math(pending->packed.kind())
-          .convert_scaled(pending->packed.as<std::byte>() + pos * static_cast<int64_t>(csize), comm, src,
-                          m_options.compute_dtype, up.slice, inv_world);
+      const std::byte* unit_grad = m_grad_sum32 ? m_grad_sum32.as<std::byte>() + m_full_offset[static_cast<size_t>(u)] * 4
+                                                : static_cast<const std::byte*>(m_units[static_cast<size_t>(u)]->grad_ptr);
+      const std::byte* src = unit_grad + static_cast<int64_t>(r) * up.slice * grad_size;
+      math(pending->packed.kind()).convert_scaled(pending->packed.as<std::byte>() + pos * static_cast<int64_t>(csize), comm, src, grad_type,
+                     up.slice, inv_world);
       pos += up.slice;
     }
   if (m_options.stage >= 2)
@@ -152,6 +162,7 @@ void Engine::finish_reductions() {
 void Engine::zero_grads() {
   math(m_grad_accum.kind()).zero(m_grad_accum.data(), m_grad_accum.bytes());
   // Queued on the compute stream, before the next micro-step's backward that accumulates into it.
+  if (m_grad_sum32) m_device.fill_zero(m_grad_sum32.data(), m_grad_sum32.bytes(), m_device.compute_stream());
   if (m_grad_flat) m_device.fill_zero(m_grad_flat.data(), m_grad_flat.bytes(), m_device.compute_stream());
 }
 

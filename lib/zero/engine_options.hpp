@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,12 @@ struct EngineOptions {
   DType compute_dtype = DType::f32;                // params, activations and gradients of the model
   DType comm_dtype = DType::f32;                   // gradient reduction dtype (communication_data_type)
   int64_t grad_accum_steps = 1;
+  // data_types.grad_accum_dtype: the dtype micro-step gradients are summed in. Stages 0/1 keep the
+  // full gradient across micro-steps: in the compute dtype (none, or the compute dtype: DeepSpeed's
+  // default), or in an extra fp32 buffer (fp32, with bf16/fp16 training: each micro-step's gradient
+  // is added into it when complete). Stages 2/3 reduce every micro-step and always sum in fp32.
+  // Any other dtype is a ConfigError.
+  std::optional<DType> grad_accum_dtype;
   double gradient_clipping = 0.0;                  // 0: off
   OptimizerOptions optimizer;
   LossScalerOptions loss_scale = loss_scaler_options_unscaled();  // fp16: loss_scaler_options_for_fp16

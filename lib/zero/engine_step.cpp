@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <limits>
 
@@ -121,6 +122,7 @@ void Engine::optimizer_step(double combined_scale, const std::vector<GroupValues
       const int64_t e = std::min(run.space_offset + run.count, tile_end);
       if (b < e) segs.push_back({b, e - b, run.group});
     }
+    ++m_optimizer_tiles;
     math(m_master.kind())
         .adam_step(hyper, segs, m_master.as<float>(), GradIn(m_grad_accum.as<float>(), grad_scale), m_exp_avg.as<float>(),
                    m_exp_avg_sq.as<float>(), m_space_numel, Copy16{target, m_options.compute_dtype});
@@ -133,23 +135,105 @@ void Engine::optimizer_step(double combined_scale, const std::vector<GroupValues
   for (auto& s : m_group_steps) ++s;
 }
 
-// Stage 1/2: all-gather every unit's updated slices into the full buffers. Stage 3: gathered
-// copies are stale; release them, and re-gather the persistent units at once.
+// Stage 1/2: all-gather every unit's updated slices into the full buffers, in collectives of at
+// most allgather_bucket_size elements (Note [allgather buckets]). Stage 3: gathered copies are
+// stale; release them, and re-gather the persistent units at once.
+//
+// Note [allgather buckets]. This rank's slices of all units lie back to back in m_shard16 (unit
+// order), so any run of them is one contiguous send buffer. A bucket is such a run of P elements
+// per rank, P = allgather_bucket_size / world rounded down to k_shard_align (at least
+// k_shard_align): it may hold several small units, or cut a large unit's slice into pieces, and
+// each bucket is one all-gather of world * P elements. The result is rank-major (rank c's run,
+// then rank c+1's) while a unit's full buffer is [slice of rank 0, slice of rank 1, ...], so each
+// piece is copied to its place; copies are exact, so the parameters do not depend on the bucket
+// size. Two buckets are in flight at once (gather the next while unpacking one). DeepSpeed 0.19
+// bounds its stage 1/2 gather the same way only where all_gather_into_tensor is missing; with it,
+// it gathers each whole flat group in one call (research/zero-anchors.md §1.6).
 void Engine::post_step_gather() {
   if (m_options.stage == 0) return;
   if (m_options.stage <= 2) {
-    std::vector<std::shared_ptr<comm::Work>> works;
-    for (size_t u = 0; u < m_layout.units.size(); ++u) {
-      const auto& up = m_partition.unit(static_cast<int>(u));
-      works.push_back(m_comm.all_gather(m_shard16.as<std::byte>() + up.shard_offset * static_cast<int64_t>(m_esize),
-                                        m_units[u]->full_ptr, up.slice, m_options.compute_dtype));
-    }
-    for (auto& w : works) w->wait();
+    gather_param_buckets();
     return;
   }
   for (size_t u = 0; u < m_layout.units.size(); ++u) release_unit(static_cast<int>(u));
   for (size_t u = 0; u < m_layout.units.size(); ++u)
     if (m_units[u]->persistent) start_gather(static_cast<int>(u));
+}
+
+void Engine::gather_param_buckets() {
+  struct Piece {
+    int unit;
+    int64_t begin, count;  // elements [begin, begin + count) of every rank's slice of the unit
+  };
+  struct Bucket {
+    std::vector<Piece> pieces;
+    int64_t per_rank = 0;   // elements each rank sends
+    device::Buffer recv;    // world * per_rank elements, rank-major
+    std::shared_ptr<comm::Work> work;
+  };
+  const int64_t esize = static_cast<int64_t>(m_esize);
+  const int64_t per_rank_max =
+      std::max<int64_t>(k_shard_align, m_options.allgather_bucket_size / m_world / k_shard_align * k_shard_align);
+  std::deque<Bucket> in_flight;
+  Bucket filling;
+
+  auto unpack = [&](Bucket& b) {
+    b.work->wait();
+    for (int r = 0; r < m_world; ++r) {
+      int64_t pos = static_cast<int64_t>(r) * b.per_rank;
+      for (const Piece& p : b.pieces) {
+        const auto& up = m_partition.unit(p.unit);
+        m_device.copy(static_cast<std::byte*>(m_units[static_cast<size_t>(p.unit)]->full_ptr) + (r * up.slice + p.begin) * esize,
+                      b.recv.as<std::byte>() + pos * esize, static_cast<size_t>(p.count * esize), *m_copy_stream);
+        pos += p.count;
+      }
+    }
+    m_copy_stream->synchronize();
+    track(m_memory.buckets, -static_cast<int64_t>(b.recv.bytes()));
+    b.recv.reset();
+  };
+  auto issue = [&]() {
+    if (filling.pieces.empty()) return;
+    Bucket b = std::move(filling);
+    filling = Bucket{};
+    const Piece& first = b.pieces.front();
+    const std::byte* send = m_shard16.as<std::byte>() + (m_partition.unit(first.unit).shard_offset + first.begin) * esize;
+    b.recv = m_device.alloc(static_cast<size_t>(m_world * b.per_rank * esize), MemoryKind::device);
+    track(m_memory.buckets, static_cast<int64_t>(b.recv.bytes()));
+    b.work = m_comm.all_gather(send, b.recv.data(), b.per_rank, m_options.compute_dtype);
+    ++m_gather_collectives;
+    in_flight.push_back(std::move(b));
+    if (in_flight.size() > 2) {
+      unpack(in_flight.front());
+      in_flight.pop_front();
+    }
+  };
+  try {
+    for (size_t u = 0; u < m_layout.units.size(); ++u) {
+      const int64_t slice = m_partition.unit(static_cast<int>(u)).slice;
+      for (int64_t begin = 0; begin < slice;) {
+        const int64_t n = std::min(slice - begin, per_rank_max - filling.per_rank);
+        filling.pieces.push_back({static_cast<int>(u), begin, n});
+        filling.per_rank += n;
+        begin += n;
+        if (filling.per_rank == per_rank_max) issue();
+      }
+    }
+    issue();
+    while (!in_flight.empty()) {
+      unpack(in_flight.front());
+      in_flight.pop_front();
+    }
+  } catch (...) {
+    // The communicator may still write into the receive buffers: let every op end before they go.
+    for (auto& b : in_flight) {
+      try {
+        b.work->wait();
+      } catch (...) {
+      }
+    }
+    throw;
+  }
 }
 
 StepResult Engine::step(const std::vector<GroupValues>& groups) {
@@ -191,6 +275,7 @@ StepResult Engine::step(const std::vector<GroupValues>& groups) {
   result.grad_norm = scaled_norm >= 0 ? scaled_norm / scale : -1.0;
   const double combined = clip_coefficient(scaled_norm, scale, m_options.gradient_clipping);
   auto t2 = Clock::now();
+  const int64_t tiles_before = m_optimizer_tiles, gathers_before = m_gather_collectives;
   optimizer_step(combined, groups);
   auto t3 = Clock::now();
   result.optimizer = t3 - t2;
@@ -200,6 +285,8 @@ StepResult Engine::step(const std::vector<GroupValues>& groups) {
   zero_grads();
   post_step_gather();
   result.gather = Clock::now() - t3;
+  result.optimizer_tiles = m_optimizer_tiles - tiles_before;
+  result.gather_collectives = m_gather_collectives - gathers_before;
   result.next_loss_scale = m_scaler.scale();
   return result;
 }

@@ -101,6 +101,7 @@ EngineOptions engine_options(const config::DsConfig& config, const model::ModelL
   }
   o.comm_dtype = config.communication_dtype();
   o.grad_accum_steps = config.batch.grad_accum;
+  o.grad_accum_dtype = config.grad_accum_dtype();
   o.gradient_clipping = config.gradient_clipping;
   o.overlap_comm = z.overlap_comm ? Overlap::yes : Overlap::no;
   o.contiguous_gradients = z.contiguous_gradients ? Contiguous::yes : Contiguous::no;

@@ -294,6 +294,7 @@ void run_training(const TrainOptions& o) {
   auto save = [&](int64_t step) {
     if (o.save_dir.empty()) return;
     const auto t0 = Clock::now();
+    validate_checkpoint_tag(*comm, default_tag(step), cfg.checkpoint.tag_validation);
     const bool replaced = save_checkpoint(engine, *comm, o.save_dir, default_tag(step), mc, trainer_state(step), cfg.resolved_json());
     if (leader)
       log::info("checkpoint ", default_tag(step), " saved to ", o.save_dir, replaced ? " (replacing an earlier one of that tag)" : "",

@@ -69,11 +69,15 @@ TEST_CASE("an fp16 block without scaler keys gets DynamicLossScaler's constructo
 }
 
 TEST_CASE("gradient accumulation and communication dtypes follow DeepSpeed's engine rules") {
+  // Default: the model dtype at stages 0/1 (DeepSpeed's engine.get_data_types); stages 2/3 sum in fp32.
   const DsConfig bf16_zero0 = load(with_batch(R"("bf16": {"enabled": true})"));
-  CHECK(bf16_zero0.grad_accum_dtype() == ds::DType::f32);
+  CHECK(bf16_zero0.grad_accum_dtype() == ds::DType::bf16);
   CHECK(bf16_zero0.communication_dtype() == ds::DType::bf16);
+  CHECK(load(with_batch(R"("fp16": {"enabled": true}, "zero_optimization": {"stage": 1})")).grad_accum_dtype() == ds::DType::f16);
+  // fp32 with bf16 at stage 0 is honoured (DeepSpeed 0.19 refuses it: "unsupported mix").
+  CHECK(load(with_batch(R"("bf16": {"enabled": true}, "data_types": {"grad_accum_dtype": "fp32"})")).grad_accum_dtype() == ds::DType::f32);
   const DsConfig bf16_zero2 = load(with_batch(R"("bf16": {"enabled": true}, "zero_optimization": {"stage": 2})"));
-  CHECK(bf16_zero2.grad_accum_dtype() == ds::DType::bf16);
+  CHECK(bf16_zero2.grad_accum_dtype() == ds::DType::f32);
   const DsConfig given = load(with_batch(
       R"("bf16": {"enabled": true}, "zero_optimization": {"stage": 2}, "data_types": {"grad_accum_dtype": "float32"}, "communication_data_type": "FP32")"));
   CHECK(given.grad_accum_dtype() == ds::DType::f32);
@@ -175,7 +179,8 @@ TEST_CASE("deprecated names and legacy forms are read with a warning") {
 TEST_CASE("enum values accept the spellings DeepSpeed accepts") {
   CHECK(load(with_batch(R"("checkpoint": {"tag_validation": "fail"})")).checkpoint.tag_validation == TagValidation::fail);
   CHECK(load(with_batch(R"("checkpoint": {"tag_validation": "IGNORE"})")).checkpoint.tag_validation == TagValidation::ignore);
-  CHECK(load(with_batch(R"("data_types": {"grad_accum_dtype": "bfloat16"})")).grad_accum_dtype_given == ds::DType::bf16);
+  CHECK(load(with_batch(R"("bf16": {"enabled": true}, "data_types": {"grad_accum_dtype": "bfloat16"})")).grad_accum_dtype_given == ds::DType::bf16);
+  CHECK(load(with_batch(R"("bf16": {"enabled": true}, "data_types": {"grad_accum_dtype": "torch.float32"})")).grad_accum_dtype() == ds::DType::f32);
 }
 
 TEST_CASE("a key dsworker does not implement warns by name only when it changes something") {

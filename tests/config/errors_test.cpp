@@ -219,3 +219,23 @@ TEST_CASE("a number too large for a double is a config error, not an internal on
                     "ds_config.json: a number is too large for a double: '2e888'; write a number below 1.8e308 (bucket sizes "
                     "and thresholds are element counts, e.g. 5e8)");
 }
+
+TEST_CASE("a gradient accumulation dtype the engine cannot sum in is an error; a 16-bit one at stage 2/3 warns that fp32 runs") {
+  CHECK(error_of(with_batch(R"("data_types": {"grad_accum_dtype": "bf16"})")) ==
+        "ds_config.json: data_types.grad_accum_dtype: \"bf16\" with fp32 training: gradients are summed in fp32 or in the "
+        "training dtype; set it to \"fp32\", or remove it");
+  CHECK(error_of(with_batch(R"("bf16": {"enabled": true}, "data_types": {"grad_accum_dtype": "half"})")) ==
+        "ds_config.json: data_types.grad_accum_dtype: \"fp16\" with bf16 training: gradients are summed in fp32 or in the "
+        "training dtype; set it to \"fp32\" or \"bf16\", or remove it");
+  CHECK(warnings_of(with_batch(R"("bf16": {"enabled": true}, "zero_optimization": {"stage": 2}, "data_types": {"grad_accum_dtype": "bf16"})")) ==
+        std::vector<std::string>{"ds_config.json: data_types.grad_accum_dtype = \"bf16\": ZeRO stage 2 sums gradients in fp32 "
+                                 "whatever this says (every micro-step's reduced gradient is added into the fp32 accumulator); "
+                                 "it runs as \"fp32\""});
+  CHECK(warnings_of(with_batch(R"("bf16": {"enabled": true}, "zero_optimization": {"stage": 1}, "data_types": {"grad_accum_dtype": "fp32"})")).empty());
+}
+
+TEST_CASE("scheduler.params.last_batch_iteration other than -1 is named as not implemented") {
+  const auto w = warnings_of(with_batch(R"("scheduler": {"type": "WarmupLR", "params": {"last_batch_iteration": 10}})"));
+  REQUIRE(w.size() == 1);
+  CHECK(w[0] == "ds_config.json: scheduler.params.last_batch_iteration = 10: not implemented by dsworker; it runs as if -1");
+}
