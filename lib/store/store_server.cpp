@@ -13,7 +13,7 @@
 #include <unordered_set>
 
 #include "base/check.hpp"
-#include "base/duration_text.hpp"
+#include "base/format.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "store/port_holder.hpp"
@@ -286,7 +286,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void deadline_passed() {
-    const std::string limit = duration_text(m_server.options.limits.request_timeout);
+    const std::string limit = format_duration(m_server.options.limits.request_timeout);
     std::string what;
     switch (m_deadline) {
       case Deadline::admission:
@@ -424,7 +424,7 @@ std::size_t StoreServer::Impl::cap_value(StoreCap cap) const {
 void StoreServer::Impl::refuse(const std::string& peer, StoreCap cap, const std::string& what) {
   const uint64_t n = refusals[static_cast<std::size_t>(cap)].fetch_add(1, std::memory_order_relaxed) + 1;
   if (n > k_logged_refusals) return;
-  const std::string limit = cap == StoreCap::request_timeout ? duration_text(options.limits.request_timeout)
+  const std::string limit = cap == StoreCap::request_timeout ? format_duration(options.limits.request_timeout)
                                                              : std::to_string(cap_value(cap));
   log::warn("store: refused the client at ", peer, " (", to_string(cap), " ", limit, "): ", what,
             "; closed its connection, the job goes on",

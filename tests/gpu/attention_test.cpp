@@ -92,8 +92,12 @@ bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
 // products and sums T terms: twice that. lse is fp32 from exactly the same inputs.
 template <typename S>
 constexpr double k_bwd_tol = std::is_same_v<S, float> ? 1e-4 : 2 * dt::k_rel_tol<S>;
+// The worst element of the gradient increment differs from the twin's by a few ulps of S of the
+// accumulated value (both round init + gradient separately): measured on the H200 up to 0.27 of the
+// increment's rms in bf16 (own and cudnn alike) and 0.035 in fp16. An element the kernel never
+// added to is off by its whole increment, several times the rms at the worst element.
 template <typename S>
-constexpr double k_worst_tol = std::is_same_v<S, float> ? 1e-3 : std::is_same_v<S, bf16> ? 0.15 : 0.03;
+constexpr double k_worst_tol = std::is_same_v<S, float> ? 1e-3 : std::is_same_v<S, bf16> ? 0.5 : 0.08;
 template <typename S>
 constexpr double k_lse_tol = std::is_same_v<S, float> ? 1e-4 : 2e-3;
 
@@ -232,13 +236,27 @@ TEST_CASE("attention rejects head sizes it cannot run with a UsageError naming t
 
 #ifdef DS_HAVE_CUDNN
 
+// cuDNN rejects T=1 (the front door says so); every other shape.
+std::vector<Shape> cudnn_shapes() {
+  std::vector<Shape> shapes;
+  for (const Shape& sh : k_shapes_hs64)
+    if (sh.T > 1) shapes.push_back(sh);
+  return shapes;
+}
+
 TEST_CASE("attention cudnn bf16 matches the CPU twin", "[attention][cudnn]") {
   REQUIRE(mc::attention_supported(64, ds::DType::bf16, AttentionImpl::cudnn));
-  check_shapes<bf16>(k_shapes_hs64, AttentionImpl::cudnn, AttentionImpl::cudnn);
+  check_shapes<bf16>(cudnn_shapes(), AttentionImpl::cudnn, AttentionImpl::cudnn);
 }
 
 TEST_CASE("attention cudnn fp16 matches the CPU twin", "[attention][cudnn]") {
-  check_shapes<f16>(k_shapes_hs64, AttentionImpl::cudnn, AttentionImpl::cudnn);
+  check_shapes<f16>(cudnn_shapes(), AttentionImpl::cudnn, AttentionImpl::cudnn);
+}
+
+TEST_CASE("attention cudnn with T=1 is a UsageError naming T; automatic runs own there", "[attention][cudnn]") {
+  REQUIRE_THROWS_WITH(mc::attention_backward_scratch_bytes(2, 1, 256, 4, ds::DType::bf16, AttentionImpl::cudnn),
+                      Catch::Contains("T=1"));
+  check_attention<bf16>({2, 1, 4, 64}, AttentionImpl::automatic, AttentionImpl::automatic);
 }
 
 TEST_CASE("attention lse is shared: own backward on cudnn's forward and cudnn backward on own's", "[attention][cudnn]") {

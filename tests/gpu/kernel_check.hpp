@@ -176,16 +176,6 @@ double rel_error(const std::vector<T>& got, const std::vector<R>& ref) {
 template <typename T>
 constexpr double k_rel_tol = std::is_same_v<T, float> ? 1e-5 : std::is_same_v<T, bf16> ? 1e-2 : 2e-3;
 
-// Index of the first element whose bits differ between got and want, or -1 when they are bitwise
-// equal (sizes must match; a size mismatch reports 0). For the kernels whose arithmetic is the CPU
-// twin's operation for operation.
-template <typename T>
-int64_t first_bit_difference(const std::vector<T>& got, const std::vector<T>& want) {
-  if (got.size() != want.size()) return 0;
-  for (size_t i = 0; i < got.size(); ++i)
-    if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0) return static_cast<int64_t>(i);
-  return -1;
-}
 
 // Index of the first element where got is off want by more than bound(i) (an absolute error
 // allowed for element i), or where got is NaN/inf while want is finite; -1 when none is. For ops

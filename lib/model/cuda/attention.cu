@@ -39,7 +39,9 @@ AttentionImpl resolve(int B, int T, int C, int NH, DType dtype, AttentionImpl im
     throw UsageError("attention: qkv of " + shape_text(B, T, C, NH) +
                      " has more than 2^31 elements; use a smaller micro-batch");
   const int hs = C / NH;
-  if (impl == AttentionImpl::automatic) impl = cudnn_supported(hs, dtype) ? AttentionImpl::cudnn : AttentionImpl::own;
+  // cuDNN's SDPA backward rejects T=1 (s_q = s_kv = 1; seen with cuDNN 9.19): own runs it.
+  if (impl == AttentionImpl::automatic)
+    impl = cudnn_supported(hs, dtype) && T > 1 ? AttentionImpl::cudnn : AttentionImpl::own;
   if (impl == AttentionImpl::cudnn) {
     if (!k_cudnn_built)
       throw UsageError(
@@ -49,6 +51,9 @@ AttentionImpl resolve(int B, int T, int C, int NH, DType dtype, AttentionImpl im
       throw UsageError(std::string("attention: implementation 'cudnn' does not support head size ") +
                        std::to_string(hs) + " in " + dtype_name(dtype) +
                        " (it needs bf16 or fp16 and a head size up to 128 that is a multiple of 8); use 'own'");
+    if (T == 1)
+      throw UsageError("attention: implementation 'cudnn' does not support sequence length T=1 (cuDNN's SDPA backward "
+                       "rejects it); use 'own' or 'automatic'");
   } else if (!own_supported(hs)) {
     throw UsageError("attention: head size " + std::to_string(hs) + " (C=" + std::to_string(C) + " / NH=" +
                      std::to_string(NH) + ") is not supported: it must be a multiple of 8 and at most 128");

@@ -152,10 +152,10 @@ void matmul_backward(Blas& blas, S* dinp, S* dweight, S* dbias, const S* dout, c
 //               are multiples of 8. Backward: D = rowsum(dout∘out) first, then one kernel over key
 //               blocks (dk, dv) and one over query blocks (dq): no atomics, one rounding per element.
 //   cudnn:      cuDNN's fused SDPA (frontend graphs, built once per shape and cached), bf16/fp16,
-//               head sizes up to 128 that are multiples of 8; only when built with cuDNN (CMake finds
+//               head sizes up to 128 that are multiples of 8, T >= 2; only when built with cuDNN (CMake finds
 //               cuDNN and the frontend headers). Its backward runs cuDNN's deterministic algorithm,
 //               writes dq,dk,dv into scratch and adds them into dqkv (two roundings per element).
-//   automatic:  cudnn for bf16/fp16 when built in and supported, else own.
+//   automatic:  cudnn for bf16/fp16 when built in and supported (and T >= 2), else own.
 // Asking for an implementation that cannot run the shape/dtype (or cudnn when it was not built in)
 // throws UsageError naming the head size, dtype and implementation.
 // scratch: device memory of at least *_scratch_bytes (256-byte aligned; null when that is 0), not

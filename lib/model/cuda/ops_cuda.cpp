@@ -132,6 +132,7 @@ class CudaOps final : public Ops {
     for (auto [in, out] : {std::pair{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}, {C, Vp}})
       scratch = std::max(scratch, matmul_backward_scratch_bytes(N, in, out));
     scratch = std::max(scratch, attention_backward_scratch_bytes(B, T, C, NH, dtype(), m_attention));
+    scratch = std::max(scratch, attention_forward_scratch_bytes(B, T, C, NH, dtype(), m_attention));
     if (m_scratch.bytes() < scratch) {
       m_scratch.reset();
       m_scratch = m_device.alloc(scratch, device::MemoryKind::device);
@@ -220,7 +221,7 @@ class CudaOps final : public Ops {
   }
   void attention_forward(void* out, float* state, const void* qkv, int B, int T, int C, int NH) override {
     const Timed timed(m_profiler, "attention");
-    cuda::attention_forward(s(out), state, s(qkv), B, T, C, NH, m_stream, m_attention);
+    cuda::attention_forward(s(out), state, s(qkv), B, T, C, NH, m_scratch.data(), m_stream, m_attention);
   }
   void attention_backward(void* dqkv, const void* dout, const void* qkv, const void* out, const float* state, int B, int T,
                           int C, int NH) override {
