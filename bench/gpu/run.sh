@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # The GPU benchmark and check, run on the GPU machine from the bundle scripts/device-bundle.sh
 # makes (.device/): GPU kernel tests, then GPT-2 training throughput of dsworker (stage 0, bf16,
-# seq 1024) beside the PyTorch anchors (eager, torch.compile; bench/gpu/torch_gpt.py) and, with
-# --llmc PATH, llm.c's train_gpt2cu (built by whoever runs this, outside the project).
-# Usage: bench/gpu/run.sh [--out DIR] [--sections tests,micro,train] [--models gpt2,gpt2-xl]
-#                         [--mbs 4] [--steps 20] [--llmc PATH]
+# seq 1024) beside the PyTorch anchors (eager, torch.compile; bench/gpu/torch_gpt.py).
+# Usage: bench/gpu/run.sh [--out DIR] [--sections tests,parity,multirank,micro,train] [--models gpt2,gpt2-xl]
+#                         [--mbs 4] [--steps 20] [--anchors eager,compile] [--activation_checkpointing]
 # Writes DIR/log.txt (everything) and DIR/table.md (the table, the GPU named).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,7 +13,8 @@ sections=tests,micro,train
 models=gpt2,gpt2-xl
 mbs=4
 steps=20
-llmc=""
+ckpt=""
+anchors=eager,compile
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
@@ -22,7 +22,8 @@ while [ $# -gt 0 ]; do
     --models) models=$2; shift 2 ;;
     --mbs) mbs=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
-    --llmc) llmc=$2; shift 2 ;;
+    --activation_checkpointing) ckpt=--activation_checkpointing; shift ;;
+    --anchors) anchors=$2; shift 2 ;;
     *) echo "bench/gpu/run.sh: unknown argument '$1' (see the usage at the top of the script)" >&2; exit 2 ;;
   esac
 done
@@ -45,9 +46,13 @@ has() { case ",$sections," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
     echo "## GPU tests (test_gpu: every kernel against its CPU twin)"
     "$bundle/bin/test_gpu" --reporter compact 2>&1 | tail -40
     echo "test_gpu exit: ${PIPESTATUS[0]}"
+  fi
+  if has tests || has parity; then
     echo "## PyTorch parity (tests/gpu/gpt_parity.py: loss and every gradient vs transformers' GPT2LMHeadModel)"
     python3 "$here/tests/gpu/gpt_parity.py" "$bundle/bin/gpu_parity_dump" "$out" 2>&1 | tail -30
     echo "gpt_parity exit: ${PIPESTATUS[0]}"
+  fi
+  if has tests || has multirank; then
     echo "## several ranks on one GPU (tests/gpu/multirank_one_gpu.py)"
     python3 "$here/tests/gpu/multirank_one_gpu.py" "$bundle/bin/dslaunch" "$bundle/bin/dsworker" "$out/multirank" 2>&1 | tail -20
     echo "multirank exit: ${PIPESTATUS[0]}"
@@ -71,45 +76,22 @@ if has train; then
   IFS=, read -ra mb_list <<< "$mbs"
   for m in "${model_list[@]}"; do
     for mb in "${mb_list[@]}"; do
-      run=$out/ours-$m-mb$mb
+      run=$out/ours-$m-mb$mb${ckpt:+-ckpt}
+      ckpt_label=${ckpt:+ + activation checkpointing}
       mkdir -p "$run"
       echo "## ours $m mb $mb" | tee -a "$log"
       t0=$(date +%s.%N)
       DS_KERNEL_PROFILE=1 timeout 300 "$bundle/bin/dslaunch" --num_gpus=1 --master_port=0 "$bundle/bin/dsworker" --device cuda \
         --model "$m" --micro_batch "$mb" --grad_accum_steps 1 --precision bf16 --steps "$steps" --zero_stage 0 \
-        --log_interval 5 --eval_interval 0 --val_batches 1 --metrics "$run/metrics.jsonl" >> "$log" 2>&1
+        --log_interval 5 --eval_interval 0 --val_batches 1 --metrics "$run/metrics.jsonl" $ckpt >> "$log" 2>&1
       echo "exit: $?" | tee -a "$log"
-      python3 - "$run/metrics.jsonl" "$m" "$mb" "$t0" >> "$table" <<'PY'
-import json, sys
-path, model, mb, t0 = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-sizes = {"gpt2": (12, 768, 124e6), "gpt2-medium": (24, 1024, 355e6), "gpt2-large": (36, 1280, 774e6), "gpt2-xl": (48, 1600, 1558e6)}
-try:
-    rows = [json.loads(l) for l in open(path) if l.strip().startswith("{") and '"step"' in l]
-except OSError:
-    rows = []
-if len(rows) < 4:
-    print(f"| {model} | {mb} | dsworker | failed (see log) | | | | |"); sys.exit()
-L, C, N = sizes[model]
-timed = rows[3:]
-step_s = sum(r["time_s"]["total"] for r in timed) / len(timed)
-tok = mb * 1024 / step_s
-mfu = tok * (6 * N + 6 * L * C * 1024) / 989e12
-peak = max(r["memory"]["device_peak"] for r in rows) / 2**30
-first = rows[0]["elapsed_s"]
-print(f"| {model} | {mb} | dsworker | {tok:,.0f} | {step_s*1e3:.1f} | {mfu*100:.1f}% | {peak:.1f} | {first:.1f} |")
-PY
-      for mode in eager compile; do
+      python3 "$here/bench/gpu/table_row.py" ours "$run/metrics.jsonl" "$m" "$mb" "dsworker$ckpt_label" >> "$table"
+      IFS=, read -ra anchor_list <<< "$anchors"
+      for mode in "${anchor_list[@]}"; do
         echo "## torch $mode $m mb $mb" | tee -a "$log"
         flag=""; [ "$mode" = compile ] && flag=--compile
         timeout 400 python3 "$here/bench/gpu/torch_gpt.py" --model "$m" --mb "$mb" $flag 2> >(tail -5 >> "$log") | tee -a "$log" |
-          python3 -c '
-import json, sys
-for l in sys.stdin:
-    if not l.startswith("{"): continue
-    r = json.loads(l)
-    if r.get("oom"): print(f"| {r[\"model\"]} | {r[\"mb\"]} | {r[\"anchor\"]} | out of memory | | | | |"); continue
-    print(f"| {r[\"model\"]} | {r[\"mb\"]} | {r[\"anchor\"]} | {r[\"tokens_per_s\"]:,.0f} | {r[\"step_ms\"]:.1f} | {r[\"mfu\"]*100:.1f}% | {r[\"peak_gib\"]:.1f} | {r[\"first_step_s\"]:.1f} |")
-' >> "$table"
+          python3 "$here/bench/gpu/table_row.py" torch >> "$table"
       done
     done
   done

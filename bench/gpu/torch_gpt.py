@@ -91,7 +91,7 @@ def main():
     print(json.dumps({"anchor": "torch.compile" if a.compile else "torch eager", "model": a.model, "mb": a.mb,
                       "tokens_per_s": tok_s, "step_ms": dt * 1e3, "mfu": tok_s * flops_per_token / 989e12,
                       "peak_gib": torch.cuda.max_memory_allocated() / 2**30, "first_step_s": first_step_s,
-                      "loss": float(loss), "gpu": torch.cuda.get_device_name()}))
+                      "loss": float(loss.detach()), "gpu": torch.cuda.get_device_name()}))
 
 
 if __name__ == "__main__":

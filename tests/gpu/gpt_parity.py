@@ -49,8 +49,10 @@ def check(dump, workdir, spec, dtype, B, T):
     V = s["vocab_size"]
     cfg = GPT2Config(n_layer=s["n_layer"], n_head=s["n_head"], n_embd=s["n_embd"], n_positions=s["seq_len"], vocab_size=V,
                      activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                     layer_norm_epsilon=1e-5, tie_word_embeddings=True)
-    model = GPT2LMHeadModel(cfg, attn_implementation="eager").cuda().float()
+                     layer_norm_epsilon=1e-5, tie_word_embeddings=True,
+                     bos_token_id=0, eos_token_id=0)
+    cfg._attn_implementation = "eager"  # the plain softmax attention, in fp32
+    model = GPT2LMHeadModel(cfg).cuda().float()
     state = {}
     for name, value in t.items():
         if not name.startswith("param/"):

@@ -19,7 +19,7 @@ def have_gpu():
 
 
 def run(dslaunch, dsworker, work, ranks, stage, extra):
-    metrics = os.path.join(work, f"m-{ranks}-{stage}-{'-'.join(extra) or 'plain'}.jsonl")
+    metrics = os.path.join(work, f"m-{ranks}-{stage}-{'offload' if extra else 'plain'}.jsonl")
     if os.path.exists(metrics):
         os.remove(metrics)
     env = dict(os.environ, DSLAUNCH_RANKS_PER_GPU=str(ranks))
